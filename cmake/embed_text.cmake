@@ -1,0 +1,16 @@
+# Script mode: writes OUTPUT, a header defining `inline constexpr char SYMBOL[]`
+# holding the bytes of INPUT (as a raw string literal split into chunks).
+file(READ ${INPUT} content HEX)
+string(LENGTH "${content}" hex_length)
+set(body "")
+set(i 0)
+while(i LESS hex_length)
+  string(SUBSTRING "${content}" ${i} 2 byte)
+  string(APPEND body "0x${byte},")
+  math(EXPR i "${i} + 2")
+  math(EXPR column "${i} % 48")
+  if(column EQUAL 0)
+    string(APPEND body "\n")
+  endif()
+endwhile()
+file(WRITE ${OUTPUT} "// Generated from ${INPUT}; do not edit.\n#pragma once\ninline constexpr char ${SYMBOL}[] = {\n${body}0x00};\n")

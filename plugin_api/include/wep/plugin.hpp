@@ -1,0 +1,296 @@
+// The plugin author's side of the contract in plugin_api.h: implement
+// wep::EffectPlugin or wep::TransportPlugin in C++ and export it with one
+// macro. The adapters below catch every exception at the boundary and turn
+// it into a wep_status plus error text; no C++ object crosses it.
+#pragma once
+
+#include <wep/plugin_api.h>
+
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace wep {
+
+inline std::string_view view(wep_str s) { return {s.data ? s.data : "", s.size}; }
+inline wep_str str(std::string_view s) { return {s.data(), s.size()}; }
+
+// A wep_sink that appends to a std::string owned by the caller.
+inline wep_sink string_sink(std::string& out) {
+  return {&out, [](void* ctx, const char* data, size_t size) {
+            static_cast<std::string*>(ctx)->append(data, size);
+          }};
+}
+
+inline void write(wep_sink* sink, std::string_view text) {
+  if (sink && sink->write) sink->write(sink->ctx, text.data(), text.size());
+}
+
+// Thrown inside a plugin to refuse something with a status; caught by the
+// adapters. Any other std::exception maps to WEP_ERR_FAILED.
+class Error : public std::exception {
+ public:
+  Error(wep_status status, std::string message) : status_(status), message_(std::move(message)) {}
+  wep_status status() const noexcept { return status_; }
+  const char* what() const noexcept override { return message_.c_str(); }
+
+ private:
+  wep_status status_;
+  std::string message_;
+};
+
+// Typed access to the host services. A cheap value; valid while the plugin
+// instance lives. Thread-safe like the functions it wraps.
+class Host {
+ public:
+  explicit Host(const wep_host_api* api) : api_(api) {}
+
+  std::string_view config_json() const { return view(api_->plugin_config_json); }
+  std::string_view data_dir() const { return view(api_->data_dir); }
+
+  void log(int32_t level, std::string_view message) const noexcept {
+    if (api_->log) api_->log(api_->ctx, level, message.data(), message.size());
+  }
+
+  // The setting's JSON value, or nothing if the host does not know the key.
+  std::optional<std::string> setting_json(std::string_view key) const {
+    std::string out;
+    wep_sink sink = string_sink(out);
+    if (!api_->get_setting || api_->get_setting(api_->ctx, str(key), &sink) != WEP_OK) return std::nullopt;
+    return out;
+  }
+
+  std::optional<std::string> pseudonymous_id() const {
+    std::string out;
+    wep_sink sink = string_sink(out);
+    if (!api_->get_pseudonymous_id || api_->get_pseudonymous_id(api_->ctx, &sink) != WEP_OK) return std::nullopt;
+    return out;
+  }
+
+  wep_status subscribe(uint32_t event_kinds) const {
+    return api_->subscribe ? api_->subscribe(api_->ctx, event_kinds) : WEP_ERR_UNSUPPORTED;
+  }
+
+  const wep_host_api* raw() const { return api_; }
+
+ private:
+  const wep_host_api* api_;
+};
+
+// Base of an effect plugin's implementation. Contracts as in
+// wep_effect_plugin_vtable; methods may throw (the adapter catches).
+class EffectPlugin {
+ public:
+  virtual ~EffectPlugin() = default;
+  virtual void start() = 0;
+  virtual void on_event(const wep_event& event) = 0;
+  // Nothing: the plugin keeps no queue.
+  virtual std::optional<int64_t> pending_count() { return std::nullopt; }
+  virtual std::string stats_json() { return "{}"; }
+  // Returns false if work had to be abandoned at the deadline.
+  virtual bool stop(uint32_t timeout_ms) = 0;
+};
+
+// What a transport reports about one batch; wraps wep_verdict.
+class Verdict {
+ public:
+  Verdict(wep_verdict* raw, size_t count) : raw_(raw), count_(count) {}
+  void delivered() { raw_->kind = WEP_VERDICT_DELIVERED; }
+  void retry_later(std::string_view why, int64_t retry_after_ms = -1) {
+    raw_->kind = WEP_VERDICT_RETRY_LATER;
+    raw_->retry_after_ms = retry_after_ms;
+    write(&raw_->reason, why);
+  }
+  // Flags every row: the caller splits the batch to find the bad ones.
+  void rejected_all(std::string_view why) {
+    raw_->kind = WEP_VERDICT_REJECTED;
+    for (size_t i = 0; i < count_; ++i) raw_->rejected[i] = 1;
+    write(&raw_->reason, why);
+  }
+  void rejected_row(size_t index) {
+    raw_->kind = WEP_VERDICT_REJECTED;
+    if (index < count_) raw_->rejected[index] = 1;
+  }
+  void too_large(std::string_view why) {
+    raw_->kind = WEP_VERDICT_TOO_LARGE;
+    write(&raw_->reason, why);
+  }
+  void failed(std::string_view why) {
+    raw_->kind = WEP_VERDICT_FAILED;
+    write(&raw_->reason, why);
+  }
+  void set_http_status(int32_t status) { raw_->http_status = status; }
+  void reason(std::string_view text) { write(&raw_->reason, text); }
+
+ private:
+  wep_verdict* raw_;
+  size_t count_;
+};
+
+// Base of a transport's implementation. Contracts as in wep_transport_vtable.
+class TransportPlugin {
+ public:
+  virtual ~TransportPlugin() = default;
+  virtual void start() = 0;
+  virtual void send(const wep_batch& batch, Verdict& verdict) = 0;
+  virtual void cancel() noexcept {}
+  virtual bool stop(uint32_t timeout_ms) = 0;
+};
+
+namespace detail {
+
+inline wep_status status_of_current_exception(wep_sink* error) noexcept {
+  try {
+    throw;
+  } catch (const Error& e) {
+    write(error, e.what());
+    return e.status();
+  } catch (const std::exception& e) {
+    write(error, e.what());
+  } catch (...) {
+    write(error, "unknown exception");
+  }
+  return WEP_ERR_FAILED;
+}
+
+template <class Base>
+struct Instance {
+  std::unique_ptr<Base> impl;
+};
+
+template <class Base>
+Base& impl_of(wep_plugin* self) {
+  return *reinterpret_cast<Instance<Base>*>(self)->impl;
+}
+
+template <class Base, class Factory>
+wep_plugin* create(const wep_host_api* host, wep_sink* error, Factory factory) noexcept {
+  try {
+    auto* instance = new Instance<Base>{factory(Host(host))};
+    return reinterpret_cast<wep_plugin*>(instance);
+  } catch (...) {
+    status_of_current_exception(error);
+    return nullptr;
+  }
+}
+
+template <class Base>
+wep_status start(wep_plugin* self, wep_sink* error) noexcept {
+  try {
+    impl_of<Base>(self).start();
+    return WEP_OK;
+  } catch (...) {
+    return status_of_current_exception(error);
+  }
+}
+
+template <class Base>
+wep_status stop(wep_plugin* self, uint32_t timeout_ms) noexcept {
+  try {
+    return impl_of<Base>(self).stop(timeout_ms) ? WEP_OK : WEP_ERR_TIMEOUT;
+  } catch (...) {
+    return status_of_current_exception(nullptr);
+  }
+}
+
+template <class Base>
+void destroy(wep_plugin* self) noexcept {
+  delete reinterpret_cast<Instance<Base>*>(self);  // destructors must not throw
+}
+
+inline void on_event(wep_plugin* self, const wep_event* event) noexcept {
+  try {
+    impl_of<EffectPlugin>(self).on_event(*event);
+  } catch (...) {
+    // Swallowed by contract: a bad event never reaches the host as an error.
+    // Plugins count their own drops.
+  }
+}
+
+inline wep_status pending_count(wep_plugin* self, int64_t* out) noexcept {
+  try {
+    auto n = impl_of<EffectPlugin>(self).pending_count();
+    if (!n) return WEP_ERR_UNSUPPORTED;
+    *out = *n;
+    return WEP_OK;
+  } catch (...) {
+    return status_of_current_exception(nullptr);
+  }
+}
+
+inline wep_status stats_json(wep_plugin* self, wep_sink* out) noexcept {
+  try {
+    write(out, impl_of<EffectPlugin>(self).stats_json());
+    return WEP_OK;
+  } catch (...) {
+    return status_of_current_exception(nullptr);
+  }
+}
+
+inline void send(wep_plugin* self, const wep_batch* batch, wep_verdict* verdict) noexcept {
+  try {
+    Verdict v(verdict, batch->count);
+    impl_of<TransportPlugin>(self).send(*batch, v);
+  } catch (...) {
+    verdict->kind = WEP_VERDICT_RETRY_LATER;
+    status_of_current_exception(&verdict->reason);
+  }
+}
+
+inline void cancel(wep_plugin* self) noexcept { impl_of<TransportPlugin>(self).cancel(); }
+
+}  // namespace detail
+}  // namespace wep
+
+#if defined(__GNUC__)
+#define WEP_EXPORT extern "C" __attribute__((visibility("default")))
+#else
+#define WEP_EXPORT extern "C"
+#endif
+
+// Defines the plugin's one exported entry point for an effect plugin.
+// `factory` is an expression callable as factory(wep::Host) returning
+// std::unique_ptr<wep::EffectPlugin>.
+#define WEP_EFFECT_PLUGIN(plugin_name, plugin_version, factory)                                                \
+  WEP_EXPORT const wep_plugin_descriptor* wep_plugin_entry(void) {                                             \
+    static const wep_effect_plugin_vtable vtable = {                                                           \
+        sizeof(wep_effect_plugin_vtable),                                                                      \
+        [](const wep_host_api* host, wep_sink* error) noexcept {                                               \
+          return ::wep::detail::create<::wep::EffectPlugin>(host, error, factory);                             \
+        },                                                                                                     \
+        ::wep::detail::start<::wep::EffectPlugin>,                                                             \
+        ::wep::detail::on_event,                                                                               \
+        ::wep::detail::pending_count,                                                                          \
+        ::wep::detail::stats_json,                                                                             \
+        ::wep::detail::stop<::wep::EffectPlugin>,                                                              \
+        ::wep::detail::destroy<::wep::EffectPlugin>,                                                           \
+    };                                                                                                         \
+    static const wep_plugin_descriptor descriptor = {                                                          \
+        WEP_API_VERSION_MAJOR, WEP_API_VERSION_MINOR, sizeof(wep_plugin_descriptor), plugin_name,              \
+        plugin_version,        &vtable,               nullptr};                                                \
+    return &descriptor;                                                                                        \
+  }
+
+// The same for a transport; factory(wep::Host) returns
+// std::unique_ptr<wep::TransportPlugin>.
+#define WEP_TRANSPORT_PLUGIN(plugin_name, plugin_version, factory)                                             \
+  WEP_EXPORT const wep_plugin_descriptor* wep_plugin_entry(void) {                                             \
+    static const wep_transport_vtable vtable = {                                                               \
+        sizeof(wep_transport_vtable),                                                                          \
+        [](const wep_host_api* host, wep_sink* error) noexcept {                                               \
+          return ::wep::detail::create<::wep::TransportPlugin>(host, error, factory);                          \
+        },                                                                                                     \
+        ::wep::detail::start<::wep::TransportPlugin>,                                                          \
+        ::wep::detail::send,                                                                                   \
+        ::wep::detail::cancel,                                                                                 \
+        ::wep::detail::stop<::wep::TransportPlugin>,                                                           \
+        ::wep::detail::destroy<::wep::TransportPlugin>,                                                        \
+    };                                                                                                         \
+    static const wep_plugin_descriptor descriptor = {                                                          \
+        WEP_API_VERSION_MAJOR, WEP_API_VERSION_MINOR, sizeof(wep_plugin_descriptor), plugin_name,              \
+        plugin_version,        nullptr,               &vtable};                                                \
+    return &descriptor;                                                                                        \
+  }

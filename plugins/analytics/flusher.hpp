@@ -1,0 +1,42 @@
+// Flusher: the plugin's delivery thread. It owns a transport plugin instance
+// (loaded with wep::PluginLibrary from config.transport) and its own
+// QueueStore connection, and runs FlushAnalyticsQueueUseCase while the host
+// is online and analytics is enabled.
+//
+// Thread safety: every public method may be called from any thread.
+#pragma once
+
+#include "config.hpp"
+#include "stats.hpp"
+
+#include <wep/plugin.hpp>
+
+#include <cstdint>
+#include <memory>
+
+namespace analytics {
+
+class Flusher {
+ public:
+  // Does not start a thread and does no I/O. `host`, `stats` must outlive it.
+  Flusher(const AnalyticsConfig& config, wep::Host host, Stats& stats);
+  ~Flusher();  // stops if still running
+
+  // Loads and starts the transport, opens the store, starts the thread
+  // (idle until online). Throws wep::Error on a bad transport config.
+  void start();
+
+  void set_online(bool online);    // offline: abandons in-flight work
+  void set_enabled(bool enabled);  // false: sends nothing, keeps rows
+  void rows_stored();              // the writer stored new rows
+
+  // Ends the thread within timeout_ms (cancelling an in-flight request) and
+  // stops the transport. False if work had to be abandoned.
+  bool stop(uint32_t timeout_ms);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace analytics

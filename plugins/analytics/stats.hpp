@@ -1,0 +1,43 @@
+// Counters shared by the plugin's threads. All members are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+
+namespace analytics {
+
+struct Stats {
+  std::atomic<int64_t> accepted{0};             // events handed to the writer
+  std::atomic<int64_t> stored{0};               // rows inserted
+  std::atomic<int64_t> dropped_disabled{0};     // analytics_enabled was false
+  std::atomic<int64_t> dropped_unmapped{0};     // no mapping for the type
+  std::atomic<int64_t> dropped_buffer_full{0};  // hand-off buffer full
+  std::atomic<int64_t> dropped_invalid{0};      // payload not a JSON object
+  std::atomic<int64_t> dropped_store_error{0};  // insert failed (disk full...)
+  std::atomic<int64_t> dropped_queue_cap{0};    // oldest rows dropped past max_queue_rows
+  std::atomic<int64_t> properties_dropped_pii{0};  // values that looked like PII
+  std::atomic<int64_t> properties_dropped_type{0};  // objects, arrays, long strings
+  std::atomic<int64_t> aged_out{0};             // rows past retention_days
+  std::atomic<int64_t> delivered{0};            // rows the transport stored
+  std::atomic<int64_t> dead_lettered{0};        // rows refused for good
+  std::atomic<int64_t> requests{0};             // transport send() calls
+  std::atomic<int64_t> retries{0};              // RETRY_LATER / FAILED verdicts
+  std::atomic<int64_t> splits{0};               // batches split (413 / rejects)
+
+  void set_last_error(std::string message) {
+    std::lock_guard lock(mutex_);
+    last_error_ = std::move(message);
+  }
+  std::string last_error() const {
+    std::lock_guard lock(mutex_);
+    return last_error_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::string last_error_;
+};
+
+}  // namespace analytics
