@@ -22,28 +22,37 @@ struct BackoffConfig {
 };
 
 struct TransportConfig {
-  std::string plugin_path;  // absolute (resolved against the plugin's data dir
-                            // if relative); empty: no flushing configured
+  std::string plugin_path;  // absolute; a relative "plugin" is resolved against
+                            // the folder of libanalytics.so itself (plugin
+                            // files live together); empty: no flushing
+                            // configured (no "transport" key)
   std::string config_json;  // the transport plugin's own config object
   uint32_t stop_timeout_ms = 5000;
 };
 
 struct AnalyticsConfig {
-  std::string database_path;        // "database", default "analytics.db",
-                                    // relative to the plugin's data dir
-  uint32_t batch_size = 500;        // rows per request
-  uint32_t batch_max_bytes = 1048576;  // byte cap per request body
-  uint32_t flush_interval_ms = 5000;   // send new rows this often when online
-  int64_t max_queue_rows = 1000000;    // cap; the oldest rows are dropped past it
-  uint32_t retention_days = 30;        // rows older than this age out
-  uint32_t buffer_capacity = 65536;    // hand-off buffer, events
+  std::string database_path;                 // "database", default "analytics.db",
+                                             // relative to the plugin's data dir
+  uint32_t batch_size = 500;                 // rows per request
+  uint32_t batch_max_bytes = 1048576;        // byte cap per request body
+  uint32_t flush_interval_ms = 5000;         // send new rows this often when online
+  int64_t max_queue_rows = 1000000;          // cap; the oldest rows are dropped past it
+  uint32_t retention_days = 30;              // rows older than this age out
+  uint32_t buffer_capacity = 65536;          // hand-off buffer, events
+  int64_t max_database_bytes = 0;            // PRAGMA max_page_count cap; 0 = none
+  uint32_t maintenance_interval_ms = 60000;  // age-out period
+  uint32_t busy_timeout_ms = 5000;           // SQLite busy timeout
   BackoffConfig backoff;
   std::map<std::string, EventMapping, std::less<>> events;  // mutation type -> mapping
   TransportConfig transport;
 };
 
-// Validates `json` against the schema and fills a config. Throws
-// wep::Error(WEP_ERR_INVALID_ARGUMENT, "...") naming the offending key.
-AnalyticsConfig parse_config(std::string_view json, std::string_view data_dir);
+// Validates `json` against schemas/analytics_config.schema.json (embedded)
+// and fills a config. `data_dir` resolves a relative "database";
+// `plugin_dir` (the folder of the analytics plugin file) resolves a relative
+// "transport.plugin" -- when it is empty, a relative transport path is
+// refused. Throws wep::Error(WEP_ERR_INVALID_ARGUMENT, "analytics config:
+// <JSON pointer>: <why>") naming the offending key.
+AnalyticsConfig parse_config(std::string_view json, std::string_view data_dir, std::string_view plugin_dir = {});
 
 }  // namespace analytics

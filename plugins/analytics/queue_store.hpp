@@ -49,23 +49,62 @@ struct QueuedRow {
 };
 
 // The stable event id of a row: a name-based (SHA-1, version 5) UUID of the
-// row's user id, row id and created_at, so the spec's table stays as written
-// and every re-send of the row carries the same id.
+// row's user id ("" when NULL), row id and created_at, so the spec's table
+// stays as written and every re-send of the row carries the same id.
 std::string event_id_for(std::string_view user_id, int64_t row_id, std::string_view created_at);
 
 // "2026-11-20T10:00:00.123" -> "2026-11-20T10:00:00.123Z" (ISO 8601 UTC).
 std::string iso8601_utc(std::string_view stored_created_at);
 
+// Unix epoch milliseconds -> the spec's created_at format, UTC:
+// "2026-11-20T10:00:00.123" (what strftime('%Y-%m-%dT%H:%M:%f') writes).
+std::string created_at_from_ms(int64_t unix_ms);
+
+// True for errors that mean the file is damaged or not a database at all
+// (SQLITE_CORRUPT, SQLITE_NOTADB): the caller moves it aside and starts anew.
+bool is_corruption(const StoreError& error);
+
+// True for SQLITE_BUSY / SQLITE_LOCKED: another connection held the lock
+// past the busy timeout; trying again later may work.
+bool is_busy(const StoreError& error);
+
+// Renames a damaged database (and its -wal / -shm files, if any) to
+// "<path>.corrupt-<UTC timestamp>" (+ "-wal" / "-shm"), keeping every byte.
+// Returns the new path of the main file. Throws StoreError if it cannot.
+std::string move_aside_corrupt_database(const std::string& path);
+
+// How a QueueStore connection is set up. Defaults suit the plugin.
+struct StoreOptions {
+  uint32_t busy_timeout_ms = 5000;  // wait this long for another writer
+  int64_t max_database_bytes = 0;   // > 0: PRAGMA max_page_count cap (writes
+                                    // past it fail with SQLITE_FULL)
+};
+
+// One step of an age-out pass (see QueueStore::age_out_step).
+struct AgeOutStep {
+  int64_t deleted = 0;    // rows removed by this step
+  int64_t last_id = 0;    // continue the pass after this id
+  bool finished = false;  // no rows left after last_id
+};
+
 class QueueStore {
  public:
-  // Opens (creating and migrating if needed) the database at `path`.
-  explicit QueueStore(const std::string& path);
+  // Opens (creating and migrating if needed) the database at `path`:
+  // WAL, synchronous=NORMAL, busy timeout, the schema migrated forward to
+  // the newest version in schemas/analytics_queue.sql. Throws StoreError
+  // (is_corruption() tells a damaged file). A read-only file opens (reads
+  // work; writes throw SQLITE_READONLY) if it needs no migration.
+  explicit QueueStore(const std::string& path, const StoreOptions& options = {});
   ~QueueStore();
   QueueStore(const QueueStore&) = delete;
   QueueStore& operator=(const QueueStore&) = delete;
 
   // Inserts all rows in one transaction.
   void insert(std::span<const NewRow> rows);
+
+  // Inserts all rows and, in the same transaction, drops the oldest rows
+  // past `max_rows` (the cap). Returns how many rows the cap dropped.
+  int64_t insert_capped(std::span<const NewRow> rows, int64_t max_rows);
 
   // The oldest rows (ORDER BY id), at most max_rows and, past the first row,
   // at most max_bytes of event_type + properties + user_id + created_at.
@@ -77,12 +116,38 @@ class QueueStore {
   // Moves rows to analytics_dead_letter with the reason, in one transaction.
   void dead_letter(std::span<const int64_t> ids, std::string_view reason);
 
-  // Number of rows in analytics_queue.
+  // Number of rows in analytics_queue. O(1): reads the counter that every
+  // QueueStore write keeps in step (analytics_queue_count).
   int64_t count();
 
+  // Recounts the rows (O(n)) and stores the result in the counter, repairing
+  // drift from writes made outside QueueStore. Returns the count.
+  int64_t recount();
+
+  // Rows in analytics_dead_letter.
+  int64_t dead_letter_count();
+
+  // One bounded step of an age-out pass: looks at up to `scan_rows` rows
+  // with id > after_id (in id order) and deletes those whose created_at <
+  // `cutoff_created_at` (spec format), in one short transaction. A pass
+  // starts at after_id = 0 and goes on from last_id until finished, so the
+  // write lock is never held for long even at millions of rows.
+  AgeOutStep age_out_step(std::string_view cutoff_created_at, int64_t after_id, int64_t scan_rows);
+
+  // Deletes dead-letter rows whose created_at < cutoff. Returns the number.
+  int64_t age_out_dead_letter(std::string_view cutoff_created_at);
+
+  // The schema version this build migrates to (the last @migration step).
+  static int latest_schema_version();
+  // PRAGMA user_version of the open database.
+  int schema_version();
+
   sqlite3* handle() { return db_; }
+  const std::string& path() const { return path_; }
 
  private:
+  void migrate();
+  std::string path_;
   sqlite3* db_ = nullptr;
   // prepared statements live in the implementation
   struct Statements;

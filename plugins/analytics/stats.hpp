@@ -9,22 +9,29 @@
 namespace analytics {
 
 struct Stats {
-  std::atomic<int64_t> accepted{0};             // events handed to the writer
-  std::atomic<int64_t> stored{0};               // rows inserted
-  std::atomic<int64_t> dropped_disabled{0};     // analytics_enabled was false
-  std::atomic<int64_t> dropped_unmapped{0};     // no mapping for the type
-  std::atomic<int64_t> dropped_buffer_full{0};  // hand-off buffer full
-  std::atomic<int64_t> dropped_invalid{0};      // payload not a JSON object
-  std::atomic<int64_t> dropped_store_error{0};  // insert failed (disk full...)
-  std::atomic<int64_t> dropped_queue_cap{0};    // oldest rows dropped past max_queue_rows
-  std::atomic<int64_t> properties_dropped_pii{0};  // values that looked like PII
-  std::atomic<int64_t> properties_dropped_type{0};  // objects, arrays, long strings
-  std::atomic<int64_t> aged_out{0};             // rows past retention_days
-  std::atomic<int64_t> delivered{0};            // rows the transport stored
-  std::atomic<int64_t> dead_lettered{0};        // rows refused for good
-  std::atomic<int64_t> requests{0};             // transport send() calls
-  std::atomic<int64_t> retries{0};              // RETRY_LATER / FAILED verdicts
-  std::atomic<int64_t> splits{0};               // batches split (413 / rejects)
+  std::atomic<int64_t> accepted{0};                 // events handed to the writer
+  std::atomic<int64_t> stored{0};                   // rows inserted
+  std::atomic<int64_t> dropped_disabled{0};         // analytics_enabled was false
+  std::atomic<int64_t> dropped_unmapped{0};         // no mapping for the type
+  std::atomic<int64_t> dropped_buffer_full{0};      // hand-off buffer full
+  std::atomic<int64_t> dropped_invalid{0};          // payload not a JSON object
+  std::atomic<int64_t> dropped_store_error{0};      // insert failed (disk full...)
+  std::atomic<int64_t> dropped_queue_cap{0};        // oldest rows dropped past max_queue_rows
+  std::atomic<int64_t> properties_dropped_pii{0};   // values that looked like PII (sum of pii_*)
+  std::atomic<int64_t> properties_dropped_type{0};  // objects, arrays, null
+  std::atomic<int64_t> properties_dropped_long{0};  // strings longer than the short-string limit
+  std::atomic<int64_t> pii_email{0};                // e-mail addresses
+  std::atomic<int64_t> pii_phone{0};                // phone-number-like digit groups
+  std::atomic<int64_t> pii_ip{0};                   // IPv4 / IPv6 addresses
+  std::atomic<int64_t> pii_url{0};                  // URLs
+  std::atomic<int64_t> pii_long_number{0};          // long digit runs (ids, card numbers)
+  std::atomic<int64_t> corrupt_recoveries{0};       // damaged files moved aside
+  std::atomic<int64_t> aged_out{0};                 // rows past retention_days
+  std::atomic<int64_t> delivered{0};                // rows the transport stored
+  std::atomic<int64_t> dead_lettered{0};            // rows refused for good
+  std::atomic<int64_t> requests{0};                 // transport send() calls
+  std::atomic<int64_t> retries{0};                  // RETRY_LATER / FAILED verdicts
+  std::atomic<int64_t> splits{0};                   // batches split (413 / rejects)
 
   void set_last_error(std::string message) {
     std::lock_guard lock(mutex_);

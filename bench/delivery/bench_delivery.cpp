@@ -1,0 +1,411 @@
+// bench_delivery: events/s delivered over HTTPS with keep-alive to the
+// loopback PostgREST backend (the `test-backend` process), through the real
+// plugin (host stub + analytics plugin + its flusher + supabase transport),
+// against a bare Poco HTTPSClientSession client feeding the same backend
+// pre-built batches of the same shape and size; plus the process RSS sampled
+// while the plugin drains the backlog.
+//
+//   bench_delivery [events] [batch_size] [rounds] [--plugin-only]
+//   (defaults 1000000 events, 500 rows per request, 3 rounds)
+//
+// The backlog is pre-filled straight into the plugin's SQLite queue (one
+// transaction) while the host is stopped, so the figure is the delivery path
+// alone. Each phase gets a fresh backend process so both start from an empty
+// store. One figure per line.
+#include <Poco/DateTime.h>
+#include <Poco/DateTimeFormatter.h>
+#include <Poco/Net/Context.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/HTTPSClientSession.h>
+#include <Poco/Net/NetSSL.h>
+#include <Poco/NullStream.h>
+#include <Poco/StreamCopier.h>
+#include <Poco/UUIDGenerator.h>
+#include <malloc.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <fstream>
+#include <host_stub/host.hpp>
+#include <iomanip>
+#include <iostream>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <test_backend/backend.hpp>
+#include <thread>
+#include <vector>
+
+#include "child_process.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+const std::string kApiKey = "bench-anon-key";
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+// Bytes in use on the malloc heap (all arenas), in KiB.
+int64_t heap_in_use_kb() { return static_cast<int64_t>(mallinfo2().uordblks / 1024); }
+
+int64_t rss_kb() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::strtoll(line.c_str() + 6, nullptr, 10);
+  }
+  return -1;
+}
+
+// A test-backend process on an ephemeral port; stopped when destroyed.
+class BackendProcess {
+ public:
+  explicit BackendProcess(const std::filesystem::path& work_dir)
+      : process_(TEST_BACKEND_PATH,
+                 {"--cert", wep::test::test_certificates().server_cert, "--key",
+                  wep::test::test_certificates().server_key, "--api-key", kApiKey},
+                 work_dir / "test-backend.log") {
+    auto line = process_.read_line(std::chrono::seconds(30));
+    const std::string prefix = "listening https://127.0.0.1:";
+    if (!line || line->rfind(prefix, 0) != 0) throw std::runtime_error("test-backend did not start");
+    port_ = static_cast<uint16_t>(std::stoi(line->substr(prefix.size())));
+  }
+  ~BackendProcess() {
+    process_.close_stdin();  // its lifeline: it exits at end of input
+    process_.wait_exit(std::chrono::seconds(30));
+  }
+  uint16_t port() const { return port_; }
+  std::string url() const { return "https://localhost:" + std::to_string(port_); }
+
+ private:
+  delivery_test::ChildProcess process_;
+  uint16_t port_ = 0;
+};
+
+// Samples the RSS every 50 ms until stopped; keeps min, max and the samples.
+class RssSampler {
+ public:
+  RssSampler() : thread_([this] { run(); }) {}
+  ~RssSampler() { stop(); }
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  int64_t min_kb() const { return *std::min_element(samples_.begin(), samples_.end()); }
+  int64_t max_kb() const { return *std::max_element(samples_.begin(), samples_.end()); }
+  const std::vector<int64_t>& samples() const { return samples_; }
+  const std::vector<int64_t>& heap_samples() const { return heap_samples_; }
+
+ private:
+  void run() {
+    std::unique_lock lock(mutex_);
+    do {
+      samples_.push_back(rss_kb());
+      heap_samples_.push_back(heap_in_use_kb());
+    } while (!wake_.wait_for(lock, std::chrono::milliseconds(50), [this] { return stopping_; }));
+    samples_.push_back(rss_kb());
+    heap_samples_.push_back(heap_in_use_kb());
+  }
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::vector<int64_t> samples_;
+  std::vector<int64_t> heap_samples_;
+  std::thread thread_;
+};
+
+std::string created_at_now() { return Poco::DateTimeFormatter::format(Poco::DateTime(), "%Y-%m-%dT%H:%M:%S.%i"); }
+
+std::string analytics_config(const std::string& url, uint32_t batch_size) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  w.StartObject();
+  w.Key("batch_size");
+  w.Uint(batch_size);
+  w.Key("events");
+  w.StartObject();
+  w.Key("note.created");
+  w.StartObject();
+  w.Key("event_type");
+  w.String("note_created");
+  w.Key("properties");
+  w.StartArray();
+  w.String("n");
+  w.String("kind");
+  w.EndArray();
+  w.EndObject();
+  w.EndObject();
+  w.Key("transport");
+  w.StartObject();
+  w.Key("plugin");
+  w.String(SUPABASE_PATH);
+  w.Key("config");
+  w.StartObject();
+  w.Key("url");
+  w.String(url.c_str());
+  w.Key("api_key");
+  w.String(kApiKey.c_str());
+  w.Key("ca_file");
+  w.String(wep::test::test_certificates().ca_file.c_str());
+  w.Key("timeout_ms");
+  w.Uint(30000);
+  w.EndObject();
+  w.EndObject();
+  w.EndObject();
+  return buffer.GetString();
+}
+
+// Rows exactly as the plugin stores them for {"n":i,"kind":"text"}.
+void prefill_queue(const std::filesystem::path& db_file, int64_t events, const std::string& user_id) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open(db_file.c_str(), &db) != SQLITE_OK) throw std::runtime_error("cannot open " + db_file.string());
+  sqlite3_busy_timeout(db, 5000);
+  auto exec = [&](const char* sql) {
+    char* error = nullptr;
+    if (sqlite3_exec(db, sql, nullptr, nullptr, &error) != SQLITE_OK) {
+      std::string message = error ? error : "?";
+      sqlite3_free(error);
+      throw std::runtime_error(std::string(sql) + ": " + message);
+    }
+  };
+  exec("BEGIN");
+  sqlite3_stmt* insert = nullptr;
+  sqlite3_prepare_v2(db,
+                     "INSERT INTO analytics_queue (event_type, properties, user_id, created_at) VALUES "
+                     "('note_created', ?1, ?2, ?3)",
+                     -1, &insert, nullptr);
+  const std::string created_at = created_at_now();
+  for (int64_t i = 1; i <= events; ++i) {
+    const std::string properties = "{\"n\":" + std::to_string(i) + ",\"kind\":\"text\"}";
+    sqlite3_bind_text(insert, 1, properties.c_str(), static_cast<int>(properties.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_text(insert, 2, user_id.c_str(), static_cast<int>(user_id.size()), SQLITE_STATIC);
+    sqlite3_bind_text(insert, 3, created_at.c_str(), static_cast<int>(created_at.size()), SQLITE_STATIC);
+    if (sqlite3_step(insert) != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(db));
+    sqlite3_reset(insert);
+  }
+  sqlite3_finalize(insert);
+  // The plugin's O(1) pending counter (see schemas/analytics_queue.sql).
+  exec("UPDATE analytics_queue_count SET pending = (SELECT count(*) FROM analytics_queue)");
+  exec("COMMIT");
+  sqlite3_close(db);
+}
+
+int64_t plugin_stat(host_stub::Host& host, const char* name) {
+  rapidjson::Document stats;
+  const std::string text = host.stats_json();
+  stats.Parse(text.c_str());
+  if (!stats.IsObject() || !stats.HasMember("plugins")) return -1;
+  const auto& plugins = stats["plugins"];
+  if (!plugins.IsObject() || !plugins.HasMember("analytics")) return -1;
+  const auto& analytics = plugins["analytics"];
+  return analytics.HasMember(name) && analytics[name].IsInt64() ? analytics[name].GetInt64() : -1;
+}
+
+struct PluginFigures {
+  double events_per_s = 0;
+  int64_t requests = 0;
+  int64_t rss_before_fill_kb = 0, rss_at_online_kb = 0, rss_min_kb = 0, rss_max_kb = 0, rss_end_kb = 0;
+  std::vector<int64_t> rss_samples;
+  std::vector<int64_t> heap_samples;
+  std::string user_id;  // the host's pseudonymous id, reused by the reference rows
+};
+
+PluginFigures run_plugin(const std::filesystem::path& work, int64_t events, uint32_t batch_size) {
+  std::filesystem::create_directories(work);
+  BackendProcess backend(work);
+  const std::filesystem::path data_dir = work / "host";
+  host_stub::HostOptions options;
+  options.data_dir = data_dir;
+  options.plugins.push_back({ANALYTICS_PATH, analytics_config(backend.url(), batch_size)});
+
+  PluginFigures figures;
+  figures.rss_before_fill_kb = rss_kb();
+  {
+    host_stub::Host host(options);  // creates and migrates the queue database
+    figures.user_id = host.pseudonymous_id();
+  }
+  prefill_queue(data_dir / "plugins" / "analytics" / "analytics.db", events, figures.user_id);
+
+  host_stub::Host host(options);
+  const int64_t pending = host.pending().value_or(-1);
+  if (pending != events) {
+    throw std::runtime_error("pre-filled " + std::to_string(events) + " rows but pending is " +
+                             std::to_string(pending));
+  }
+  figures.rss_at_online_kb = rss_kb();
+  RssSampler sampler;
+  const auto start = Clock::now();
+  host.set_online(true);
+  // Another thread's progress: poll the pending count (an O(1) read).
+  while (host.pending().value_or(-1) != 0) {
+    if (seconds_since(start) > 1800) throw std::runtime_error("delivery did not finish in 30 minutes");
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const double elapsed = seconds_since(start);
+  sampler.stop();
+  figures.events_per_s = static_cast<double>(events) / elapsed;
+  figures.requests = plugin_stat(host, "requests");
+  figures.rss_min_kb = sampler.min_kb();
+  figures.rss_max_kb = sampler.max_kb();
+  figures.rss_end_kb = rss_kb();
+  figures.rss_samples = sampler.samples();
+  figures.heap_samples = sampler.heap_samples();
+  host.shutdown();
+  return figures;
+}
+
+struct ReferenceFigures {
+  double events_per_s = 0;
+  int64_t requests = 0;
+};
+
+// The bare client: the same rows, batched alike, bodies built before timing.
+ReferenceFigures run_reference(const std::filesystem::path& work, int64_t events, uint32_t batch_size,
+                               const std::string& user_id) {
+  BackendProcess backend(work);
+  std::vector<std::string> bodies;
+  const std::string created_at = created_at_now() + "Z";
+  Poco::UUIDGenerator& uuids = Poco::UUIDGenerator::defaultGenerator();
+  for (int64_t first = 1; first <= events; first += batch_size) {
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+    w.StartArray();
+    for (int64_t i = first; i < std::min<int64_t>(first + batch_size, events + 1); ++i) {
+      w.StartObject();
+      w.Key("event_id");
+      w.String(uuids.createRandom().toString().c_str());
+      w.Key("event_type");
+      w.String("note_created");
+      w.Key("properties");
+      w.StartObject();
+      w.Key("n");
+      w.Int64(i);
+      w.Key("kind");
+      w.String("text");
+      w.EndObject();
+      w.Key("user_id");
+      w.String(user_id.c_str());
+      w.Key("created_at");
+      w.String(created_at.c_str());
+      w.EndObject();
+    }
+    w.EndArray();
+    bodies.emplace_back(buffer.GetString(), buffer.GetSize());
+  }
+
+  Poco::Net::Context::Ptr context =
+      new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "", wep::test::test_certificates().ca_file,
+                             Poco::Net::Context::VERIFY_RELAXED, 9, false, "ALL:!ADH:!LOW:!EXP:!MD5:@STRENGTH");
+  Poco::Net::HTTPSClientSession session("localhost", backend.port(), context);
+  session.setKeepAlive(true);
+  session.setTimeout(Poco::Timespan(30, 0));
+  const auto start = Clock::now();
+  for (const std::string& body : bodies) {
+    Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_POST, "/rest/v1/analytics_events?on_conflict=event_id",
+                                   Poco::Net::HTTPMessage::HTTP_1_1);
+    request.setKeepAlive(true);
+    request.set("apikey", kApiKey);
+    request.set("Authorization", "Bearer " + kApiKey);
+    request.setContentType("application/json");
+    request.set("Prefer", "return=minimal, resolution=ignore-duplicates");
+    request.setContentLength(static_cast<std::streamsize>(body.size()));
+    session.sendRequest(request) << body;
+    Poco::Net::HTTPResponse response;
+    std::istream& in = session.receiveResponse(response);
+    Poco::NullOutputStream discard;
+    Poco::StreamCopier::copyStream(in, discard);
+    if (response.getStatus() / 100 != 2) {
+      throw std::runtime_error("reference request answered " + std::to_string(response.getStatus()));
+    }
+  }
+  ReferenceFigures figures;
+  figures.events_per_s = static_cast<double>(events) / seconds_since(start);
+  figures.requests = static_cast<int64_t>(bodies.size());
+  return figures;
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    const bool plugin_only = std::erase(args, "--plugin-only") > 0;
+    const int64_t events = args.size() > 0 ? std::stoll(args[0]) : 1000000;
+    const uint32_t batch_size = args.size() > 1 ? static_cast<uint32_t>(std::stoul(args[1])) : 500;
+    const int rounds = args.size() > 2 ? std::stoi(args[2]) : 3;
+    if (events < 1 || batch_size < 1 || rounds < 1) {
+      std::cerr << "usage: bench_delivery [events >= 1] [batch_size >= 1] [rounds >= 1] [--plugin-only]\n";
+      return 2;
+    }
+    const std::filesystem::path work =
+        std::filesystem::temp_directory_path() / ("wep-bench-delivery-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(work);
+    std::cout << "events: " << events << "\nbatch_size: " << batch_size << "\nrounds: " << rounds << std::endl;
+    std::cout << std::fixed << std::setprecision(0);
+
+    // Rounds alternate plugin and reference so that both see the same load
+    // on a shared machine; the medians are compared. Memory figures come
+    // from the first plugin round (nothing ran in the process before it).
+    std::vector<double> plugin_rates, reference_rates;
+    Poco::Net::initializeSSL();
+    for (int round = 1; round <= rounds; ++round) {
+      const std::filesystem::path round_dir = work / ("round-" + std::to_string(round));
+      const PluginFigures plugin = run_plugin(round_dir, events, batch_size);
+      plugin_rates.push_back(plugin.events_per_s);
+      std::cout << "round " << round << " plugin_delivered_events_per_s: " << plugin.events_per_s
+                << " requests: " << plugin.requests << std::endl;
+      if (round == 1) {
+        std::cout << "rss_kb_before_backlog: " << plugin.rss_before_fill_kb << "\n"
+                  << "rss_kb_at_online: " << plugin.rss_at_online_kb << "\n"
+                  << "rss_kb_min_while_draining: " << plugin.rss_min_kb << "\n"
+                  << "rss_kb_max_while_draining: " << plugin.rss_max_kb << "\n"
+                  << "rss_kb_after_drain: " << plugin.rss_end_kb << "\n";
+        const size_t step = std::max<size_t>(1, plugin.rss_samples.size() / 20);
+        std::cout << "rss_kb_samples:";
+        for (size_t i = 0; i < plugin.rss_samples.size(); i += step) std::cout << ' ' << plugin.rss_samples[i];
+        std::cout << "\nheap_in_use_kb_samples:";
+        for (size_t i = 0; i < plugin.heap_samples.size(); i += step) std::cout << ' ' << plugin.heap_samples[i];
+        std::cout << std::endl;
+      }
+      if (!plugin_only) {
+        const ReferenceFigures reference = run_reference(round_dir, events, batch_size, plugin.user_id);
+        reference_rates.push_back(reference.events_per_s);
+        std::cout << "round " << round << " reference_bare_poco_events_per_s: " << reference.events_per_s
+                  << " requests: " << reference.requests << std::endl;
+      }
+      std::filesystem::remove_all(round_dir);
+    }
+    Poco::Net::uninitializeSSL();
+
+    std::cout << "plugin_delivered_events_per_s_median: " << median(plugin_rates) << std::endl;
+    if (!plugin_only) {
+      std::cout << "reference_bare_poco_events_per_s_median: " << median(reference_rates) << "\n"
+                << std::setprecision(1)
+                << "ratio_plugin_to_reference_percent: " << 100.0 * median(plugin_rates) / median(reference_rates)
+                << " (target >= 80)" << std::endl;
+    }
+    std::filesystem::remove_all(work);
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "bench_delivery: " << e.what() << std::endl;
+    return 1;
+  }
+}

@@ -1,0 +1,150 @@
+// The host-stub line protocol (issue 2, item 3):
+//   mutate <type> [<json object>]    -> ok <sequence>
+//   online | offline                 -> ok
+//   set <key> <json value>           -> ok     (e.g. set analytics_enabled false)
+//   pending                          -> pending <N>
+//   wait-delivered <timeout_ms>      -> pending <N>
+//   stats                            -> one line of JSON (after every effect
+//                                       handled the events published before)
+//   sleep <ms>                       -> ok
+//   quit                             -> bye
+//   anything else                    -> error: <why>
+#include <algorithm>
+#include <charconv>
+#include <host_stub/host.hpp>
+
+namespace host_stub {
+namespace {
+
+constexpr int64_t kMaxDurationMs = 3'600'000;  // sleep / wait-delivered bound: one hour
+constexpr auto kPendingPollInterval = std::chrono::milliseconds(10);
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; }
+
+std::string_view trim(std::string_view text) {
+  while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
+  while (!text.empty() && is_space(text.back())) text.remove_suffix(1);
+  return text;
+}
+
+// Splits off the first word; `rest` is what follows, trimmed.
+std::string_view next_word(std::string_view text, std::string_view& rest) {
+  text = trim(text);
+  size_t end = 0;
+  while (end < text.size() && !is_space(text[end])) ++end;
+  rest = trim(text.substr(end));
+  return text.substr(0, end);
+}
+
+// A duration argument in [0, kMaxDurationMs]; throws HostError naming the command.
+std::chrono::milliseconds parse_duration_ms(std::string_view command, std::string_view argument) {
+  int64_t value = -1;
+  const char* end = argument.data() + argument.size();
+  auto [ptr, ec] = std::from_chars(argument.data(), end, value);
+  if (argument.empty() || ec != std::errc() || ptr != end || value < 0 || value > kMaxDurationMs) {
+    throw HostError(std::string(command) + ": expected a number of milliseconds in 0.." +
+                    std::to_string(kMaxDurationMs) + ", got '" + std::string(argument.substr(0, 32)) + "'");
+  }
+  return std::chrono::milliseconds(value);
+}
+
+void expect_no_argument(std::string_view command, std::string_view rest) {
+  if (!rest.empty()) throw HostError(std::string(command) + ": takes no argument");
+}
+
+// One line out: never a line break inside an answer.
+std::string one_line(std::string text) {
+  std::replace_if(
+      text.begin(), text.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
+  return text;
+}
+
+}  // namespace
+
+CommandInterpreter::CommandInterpreter(Host& host) : host_(host) {}
+
+void CommandInterpreter::interrupt() {
+  {
+    std::lock_guard lock(interrupt_mutex_);
+    interrupted_ = true;
+  }
+  interrupt_cv_.notify_all();
+}
+
+bool CommandInterpreter::wait_interruptible(std::chrono::milliseconds duration) {
+  std::unique_lock lock(interrupt_mutex_);
+  return !interrupt_cv_.wait_for(lock, duration, [&] { return interrupted_; });
+}
+
+std::string CommandInterpreter::execute(std::string_view line, bool& quit) {
+  try {
+    std::string_view rest;
+    const std::string_view command = next_word(line, rest);
+    if (command.empty()) return "error: empty command";
+
+    if (command == "mutate") {
+      std::string_view payload;
+      const std::string_view type = next_word(rest, payload);
+      if (type.empty()) return "error: mutate: expected a mutation type, e.g. mutate note.created {\"chars\":5}";
+      const int64_t sequence = host_.mutate(type, payload.empty() ? std::string_view("{}") : payload);
+      return "ok " + std::to_string(sequence);
+    }
+    if (command == "online" || command == "offline") {
+      expect_no_argument(command, rest);
+      host_.set_online(command == "online");
+      return "ok";
+    }
+    if (command == "set") {
+      std::string_view value;
+      const std::string_view key = next_word(rest, value);
+      if (key.empty() || value.empty())
+        return "error: set: expected a key and a JSON value, e.g. set analytics_enabled false";
+      host_.set_setting(key, value);
+      return "ok";
+    }
+    if (command == "pending") {
+      expect_no_argument(command, rest);
+      auto count = host_.pending();
+      if (!count) return "error: pending: no loaded plugin answers pending counts";
+      return "pending " + std::to_string(*count);
+    }
+    if (command == "wait-delivered") {
+      const auto timeout = parse_duration_ms(command, rest);
+      const auto deadline = std::chrono::steady_clock::now() + timeout;
+      for (;;) {
+        auto count = host_.pending();
+        if (!count) return "error: wait-delivered: no loaded plugin answers pending counts";
+        const auto now = std::chrono::steady_clock::now();
+        if (*count == 0 || now >= deadline) return "pending " + std::to_string(*count);
+        // Delivery progresses on plugin threads with no event to wait on
+        // here: short poll, cut short by interrupt().
+        const auto wait = std::min<std::chrono::steady_clock::duration>(deadline - now, kPendingPollInterval);
+        if (!wait_interruptible(std::chrono::duration_cast<std::chrono::milliseconds>(wait) +
+                                std::chrono::milliseconds(1)))
+          return "pending " + std::to_string(*count);
+      }
+    }
+    if (command == "stats") {
+      expect_no_argument(command, rest);
+      host_.flush_effects();  // so the answer reflects every command before it
+      return one_line(host_.stats_json());
+    }
+    if (command == "sleep") {
+      wait_interruptible(parse_duration_ms(command, rest));
+      return "ok";
+    }
+    if (command == "quit") {
+      expect_no_argument(command, rest);
+      quit = true;
+      return "bye";
+    }
+    return one_line("error: unknown command '" + std::string(command.substr(0, 32)) +
+                    "' (commands: mutate, online, offline, set, pending, wait-delivered, stats, sleep, quit)");
+  } catch (const std::exception& e) {
+    return one_line(std::string("error: ") + e.what());
+  } catch (...) {
+    return "error: unknown failure";
+  }
+}
+
+}  // namespace host_stub

@@ -1,0 +1,65 @@
+// Mutation -> analytics row, with privacy by construction (issue 3 item 4).
+//
+// Only mapped mutation types are recorded; only the keys listed for the type
+// are kept, and only when their value is a number, a boolean or a short
+// string that does not look like personal data.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "config.hpp"
+#include "queue_store.hpp"
+#include "stats.hpp"
+
+namespace analytics {
+
+// A string property is kept only if it is at most this many bytes long.
+inline constexpr size_t kMaxPropertyStringBytes = 64;
+
+enum class PiiKind { none, email, phone, ip_address, url, long_number };
+
+// What a string looks like. Deliberately eager (privacy first): a false
+// positive only loses one property value. Rules, checked in this order:
+//   email       <local>@<domain>.<tld>
+//   url         <scheme>:// or www.
+//   ip_address  a run of [0-9A-Fa-f:.] that inet_pton accepts (IPv4 with its
+//               three dots, or IPv6 with three ':' or two ':' and a digit)
+//   phone       a run of digits and phone punctuation (space + ( ) - .)
+//               with 7..15 digits and some punctuation or a leading '+'
+//   long_number any other run like that with 7 or more digits
+// Dates such as "2026-11-20" therefore count as phone-like and are dropped;
+// map a date as a number if it is needed.
+PiiKind classify_pii(std::string_view text);
+
+// Maps events for one plugin instance. Used by the writer thread only.
+class EventMapper {
+ public:
+  // `user_id` is the host's pseudonymous id (nullopt: rows get NULL).
+  // `config` and `stats` must outlive the mapper.
+  EventMapper(const AnalyticsConfig& config, std::optional<std::string> user_id, Stats& stats);
+  ~EventMapper();
+
+  // Fills `row` from one committed mutation and returns true, or returns
+  // false (counted in stats: unmapped type, payload not a JSON object) when
+  // the mutation is not recorded.
+  bool map(std::string_view mutation_type, std::string_view payload_json, int64_t committed_at_ms, NewRow& row);
+
+ private:
+  const std::string& created_at(int64_t committed_at_ms);
+
+  struct Buffers;  // RapidJSON buffers reused between calls (kept out of this header)
+
+  const AnalyticsConfig& config_;
+  std::optional<std::string> user_id_;
+  Stats& stats_;
+  std::unique_ptr<Buffers> buffers_;
+  int64_t cached_second_ = INT64_MIN;
+  std::string cached_created_at_;  // "YYYY-MM-DDTHH:MM:SS.mmm" of the last call
+};
+
+}  // namespace analytics

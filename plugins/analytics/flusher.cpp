@@ -1,0 +1,530 @@
+// The flusher: the sending half of FlushAnalyticsQueueUseCase. The queue
+// half (reading batches, deleting delivered rows, dead-lettering) runs on
+// FlusherQueue's thread, so it overlaps the network (flusher_queue.hpp).
+//
+// The flusher thread, while the host is online and analytics is enabled,
+// takes the oldest rows (batch_size rows, batch_max_bytes), hands them to the
+// transport plugin and applies the verdict:
+//   DELIVERED   -> rows deleted from the queue;
+//   RETRY_LATER -> rows kept, exponential backoff with full jitter (a server's
+//                  Retry-After takes precedence);
+//   TOO_LARGE   -> the batch is split in halves; a single row that is still too
+//                  large is dead-lettered with the reason;
+//   REJECTED    -> all rows flagged and more than one: split in halves to find
+//                  the bad ones; a flagged single row, or rows the transport
+//                  identified exactly, are dead-lettered; unflagged rows are
+//                  sent again;
+//   FAILED      -> (auth, missing table, bad config) every row kept, backoff at
+//                  the maximum, the reason in stats' last_error.
+// After a short batch (the queue is drained) the next send waits
+// flush_interval_ms, so a steady trickle of events travels in batches; when
+// the queue was found empty, the next rows_stored() sends at once.
+//
+// Exactly once at the server: every row carries its stable event id
+// (event_id_for), so a crash between a delivered send and the delete re-sends
+// rows the server already has, and the server ignores them.
+//
+// Locking: `mutex` guards the control state (online, enabled, stopping,
+// signals) and the transport pointer as seen by cancel(). The flusher thread
+// alone uses the FlusherQueue and calls send(); it never holds `mutex` while
+// doing I/O.
+#include "flusher.hpp"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <filesystem>
+#include <mutex>
+#include <numeric>
+#include <random>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+#include <wep/plugin_host.hpp>
+
+#include "backoff.hpp"
+#include "flusher_queue.hpp"
+#include "queue_store.hpp"
+
+namespace analytics {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Bytes of a row as QueueStore::read_oldest counts them.
+size_t row_bytes(const QueuedRow& row) {
+  return row.event_type.size() + (row.properties_json ? row.properties_json->size() : 0) +
+         (row.user_id ? row.user_id->size() : 0) + row.created_at.size();
+}
+
+const char* verdict_name(int32_t kind) {
+  switch (kind) {
+    case WEP_VERDICT_DELIVERED:
+      return "delivered";
+    case WEP_VERDICT_RETRY_LATER:
+      return "retry later";
+    case WEP_VERDICT_REJECTED:
+      return "rejected";
+    case WEP_VERDICT_TOO_LARGE:
+      return "too large";
+    case WEP_VERDICT_FAILED:
+      return "failed";
+    default:
+      return "unknown verdict";
+  }
+}
+
+// "transport: retry later (HTTP 503): <reason>"
+std::string describe(int32_t kind, int32_t http_status, const std::string& reason) {
+  std::string text = std::string("transport: ") + verdict_name(kind);
+  if (http_status != 0) text += " (HTTP " + std::to_string(http_status) + ")";
+  if (!reason.empty()) text += ": " + reason;
+  return text;
+}
+
+// What one pass over a batch ended with; tells the thread when to look again.
+enum class PassResult {
+  kEmpty,        // nothing queued: wait for rows_stored() or flush_interval_ms
+  kDrained,      // a short batch went out: next send after flush_interval_ms
+  kMore,         // a full batch went out: read the next one at once
+  kBackoff,      // a failure: wait for the delay in `delay`
+  kInterrupted,  // offline, disabled or stopping while sending
+};
+
+}  // namespace
+
+struct Flusher::Impl {
+  Impl(const AnalyticsConfig& config_in, wep::Host host_in, Stats& stats_in)
+      : config(config_in),
+        host(host_in),
+        stats(stats_in),
+        backoff(config_in.backoff.initial_ms, config_in.backoff.max_ms, std::random_device{}()) {}
+
+  // ---- fixed after construction
+  const AnalyticsConfig config;
+  const wep::Host host;
+  Stats& stats;
+
+  // ---- control state, guarded by `mutex`
+  std::mutex mutex;
+  std::condition_variable wake;         // the thread waits on it
+  std::condition_variable thread_done;  // stop() waits on it
+  bool online = false;
+  bool enabled = true;
+  bool stopping = false;
+  bool rows_signal = false;     // rows_stored() since the thread last read
+  uint64_t activations = 0;     // +1 whenever the flusher becomes active
+  bool sending = false;         // a send() is in flight
+  bool thread_running = false;  // set by start(), cleared by the thread on exit
+  bool started = false;
+  wep::TransportHandle* transport_for_cancel = nullptr;  // valid while non-null
+
+  // ---- transport, created by start(), destroyed by stop() after the join
+  std::string transport_config_json;
+  std::string transport_data_dir;  // NUL-terminated by std::string
+  std::string transport_name;
+  wep_host_api transport_api{};
+  std::unique_ptr<wep::TransportHandle> transport;
+  std::thread thread;
+
+  // ---- owned by the flusher thread
+  std::unique_ptr<FlusherQueue> queue;  // its own store connection and thread
+  Backoff backoff;
+  Clock::duration delay{};  // with PassResult::kBackoff
+
+  bool active_locked() const { return online && enabled && !stopping; }
+  bool interrupted() {
+    std::lock_guard lock(mutex);
+    return !active_locked();
+  }
+
+  void log(int32_t level, const std::string& message) const { host.log(level, "flusher: " + message); }
+  void report(const std::string& message) {
+    stats.set_last_error(message);
+    log(WEP_LOG_WARN, message);
+  }
+
+  // The transport's host api: config, data dir and log only.
+  static void forward_log(void* ctx, int32_t level, const char* message, size_t size);
+  static wep_status no_setting(void*, wep_str, wep_sink*) { return WEP_ERR_UNSUPPORTED; }
+  static wep_status no_identity(void*, wep_sink*) { return WEP_ERR_UNSUPPORTED; }
+  static wep_status no_bus(void*, uint32_t) { return WEP_ERR_UNSUPPORTED; }
+
+  void load_transport();
+  void run() noexcept;
+  PassResult pass();
+  PassResult send_rows(std::vector<QueuedRow>& rows);
+  void open_queue();
+};
+
+// ------------------------------------------------------------- the transport
+
+void Flusher::Impl::forward_log(void* ctx, int32_t level, const char* message, size_t size) {
+  auto* impl = static_cast<Flusher::Impl*>(ctx);
+  impl->host.log(level, "transport " + impl->transport_name + ": " + std::string(message ? message : "", size));
+}
+
+void Flusher::Impl::load_transport() {
+  const TransportConfig& tc = config.transport;
+  std::string error;
+  auto library = wep::PluginLibrary::open(tc.plugin_path, error);
+  if (!library) throw wep::Error(WEP_ERR_INVALID_ARGUMENT, "analytics config: /transport/plugin: " + error);
+  if (!library->descriptor().transport) {
+    throw wep::Error(WEP_ERR_INVALID_ARGUMENT, "analytics config: /transport/plugin: '" + tc.plugin_path +
+                                                   "' is not a transport plugin (it is an effect plugin)");
+  }
+  transport_name = library->name();
+
+  std::filesystem::path dir = std::filesystem::path(std::string(host.data_dir())) / "transport";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    throw wep::Error(WEP_ERR_FAILED,
+                     "cannot create the transport's data directory '" + dir.string() + "': " + ec.message());
+  }
+  transport_data_dir = dir.string();
+  transport_config_json = tc.config_json.empty() ? "{}" : tc.config_json;
+
+  transport_api = {};
+  transport_api.struct_size = sizeof(wep_host_api);
+  transport_api.ctx = this;
+  transport_api.plugin_config_json = wep::str(transport_config_json);
+  transport_api.data_dir = wep::str(transport_data_dir);
+  transport_api.log = forward_log;
+  transport_api.get_setting = no_setting;
+  transport_api.get_pseudonymous_id = no_identity;
+  transport_api.subscribe = no_bus;
+
+  auto handle = std::make_unique<wep::TransportHandle>(library);
+  if (!handle->create(&transport_api, error)) {
+    throw wep::Error(WEP_ERR_INVALID_ARGUMENT, "analytics config: /transport/config: " + error);
+  }
+  if (!handle->start(error)) {
+    handle->stop(tc.stop_timeout_ms);  // the contract: stop and destroy even when start failed
+    handle.reset();
+    throw wep::Error(WEP_ERR_INVALID_ARGUMENT, "analytics config: /transport/config: " + error);
+  }
+  transport = std::move(handle);
+}
+
+// ------------------------------------------------------------------- thread
+
+void Flusher::Impl::open_queue() {
+  if (queue) return;
+  std::filesystem::path path(config.database_path.empty() ? std::string("analytics.db") : config.database_path);
+  if (path.is_relative()) path = std::filesystem::path(std::string(host.data_dir())) / path;
+  StoreOptions options;
+  options.busy_timeout_ms = config.busy_timeout_ms;
+  options.max_database_bytes = config.max_database_bytes;
+  queue = std::make_unique<FlusherQueue>(path.string(), options, stats, std::max<uint32_t>(config.batch_size, 1),
+                                         config.batch_max_bytes);
+}
+
+void Flusher::Impl::run() noexcept {
+  std::unique_lock lock(mutex);
+  uint64_t seen_activations = activations;
+  Clock::time_point not_before = Clock::now();
+  bool queue_was_empty = false;
+  while (!stopping) {
+    if (!active_locked()) {
+      wake.wait(lock, [&] { return stopping || (online && enabled); });
+      continue;
+    }
+    if (seen_activations != activations) {  // came (back) online or re-enabled: try at once
+      seen_activations = activations;
+      not_before = Clock::now();
+      queue_was_empty = false;
+      backoff.reset();
+    }
+    if (queue_was_empty && rows_signal) not_before = Clock::now();
+    if (Clock::now() < not_before) {
+      wake.wait_until(lock, not_before, [&] {
+        return !active_locked() || seen_activations != activations || (queue_was_empty && rows_signal);
+      });
+      continue;
+    }
+
+    rows_signal = false;
+    lock.unlock();
+    PassResult result;
+    try {
+      result = pass();
+    } catch (const std::exception& e) {
+      // The store or the transport failed in a way the verdicts do not
+      // cover: reopen the store next time and back off.
+      queue.reset();
+      report(std::string("delivery pass failed: ") + e.what());
+      delay = backoff.next_delay();
+      result = PassResult::kBackoff;
+    } catch (...) {
+      queue.reset();
+      report("delivery pass failed: unknown exception");
+      delay = backoff.next_delay();
+      result = PassResult::kBackoff;
+    }
+    // Only a fully settled batch lets the next read continue after it;
+    // otherwise the next pass starts again at the oldest row.
+    if (queue && result != PassResult::kMore) queue->restart();
+    lock.lock();
+
+    const Clock::time_point now = Clock::now();
+    const auto interval = std::chrono::milliseconds(config.flush_interval_ms);
+    queue_was_empty = result == PassResult::kEmpty;
+    switch (result) {
+      case PassResult::kEmpty:
+      case PassResult::kDrained:
+        not_before = now + interval;
+        break;
+      case PassResult::kMore:
+      case PassResult::kInterrupted:
+        not_before = now;
+        break;
+      case PassResult::kBackoff:
+        not_before = now + delay;
+        break;
+    }
+  }
+  lock.unlock();
+  queue.reset();  // applies the deletes still queued, ends its thread
+  lock.lock();
+  thread_running = false;
+  thread_done.notify_all();
+}
+
+// One read of the oldest rows and everything it takes to settle them.
+PassResult Flusher::Impl::pass() {
+  open_queue();
+  std::vector<QueuedRow> rows = queue->next_batch();
+  if (rows.empty()) return PassResult::kEmpty;
+  const bool full_batch = rows.size() >= config.batch_size ||
+                          std::accumulate(rows.begin(), rows.end(), size_t{0}, [](size_t sum, const QueuedRow& r) {
+                            return sum + row_bytes(r);
+                          }) >= config.batch_max_bytes / 2;  // a short batch this heavy was cut by the byte cap
+  PassResult result = send_rows(rows);
+  if (result == PassResult::kDrained && full_batch) return PassResult::kMore;
+  return result;
+}
+
+// Sends `rows` (split as verdicts require) until every row is delivered or
+// dead-lettered (kDrained), or a failure stops the pass (kBackoff), or the
+// flusher went inactive (kInterrupted). Rows not settled stay queued.
+PassResult Flusher::Impl::send_rows(std::vector<QueuedRow>& rows) {
+  for (QueuedRow& row : rows) {
+    if (row.event_id.empty()) row.event_id = event_id_for(row.user_id.value_or(""), row.id, row.created_at);
+  }
+  // Work list of index sets, processed last-in first-out; halves are pushed
+  // second-half first so rows keep going out oldest first.
+  std::vector<std::vector<size_t>> work;
+  work.emplace_back(rows.size());
+  std::iota(work.back().begin(), work.back().end(), size_t{0});
+
+  std::vector<std::string> created_at_iso;
+  std::vector<wep_row> wire;
+  std::vector<uint8_t> rejected;
+  std::string reason;
+
+  auto ids_of = [&](const std::vector<size_t>& indices) {
+    std::vector<int64_t> ids;
+    ids.reserve(indices.size());
+    for (size_t i : indices) ids.push_back(rows[i].id);
+    return ids;
+  };
+  auto split = [&](std::vector<size_t>&& indices) {
+    const size_t half = indices.size() / 2;
+    std::vector<size_t> second(indices.begin() + static_cast<std::ptrdiff_t>(half), indices.end());
+    indices.resize(half);
+    work.push_back(std::move(second));
+    work.push_back(std::move(indices));
+    stats.splits.fetch_add(1, std::memory_order_relaxed);
+  };
+  auto dead_letter = [&](const std::vector<size_t>& indices, const std::string& why) {
+    queue->dead_letter(ids_of(indices), why);  // counts dead_lettered
+    log(WEP_LOG_WARN, "dead-lettered " + std::to_string(indices.size()) + " row(s): " + why);
+  };
+
+  while (!work.empty()) {
+    if (interrupted()) return PassResult::kInterrupted;
+    std::vector<size_t> indices = std::move(work.back());
+    work.pop_back();
+
+    created_at_iso.clear();
+    wire.clear();
+    created_at_iso.reserve(indices.size());
+    for (size_t i : indices) {
+      const QueuedRow& row = rows[i];
+      created_at_iso.push_back(iso8601_utc(row.created_at));
+      wep_row w{};
+      w.queue_id = row.id;
+      w.event_id = wep::str(row.event_id);
+      w.event_type = wep::str(row.event_type);
+      w.properties_json = row.properties_json ? wep::str(*row.properties_json) : wep_str{nullptr, 0};
+      w.user_id = row.user_id ? wep::str(*row.user_id) : wep_str{nullptr, 0};
+      w.created_at = wep::str(created_at_iso.back());
+      wire.push_back(w);
+    }
+    rejected.assign(indices.size(), 0);
+    reason.clear();
+    wep_verdict verdict{};
+    verdict.struct_size = sizeof(wep_verdict);
+    verdict.kind = WEP_VERDICT_FAILED;
+    verdict.retry_after_ms = -1;
+    verdict.http_status = 0;
+    verdict.rejected = rejected.data();
+    verdict.reason = wep::string_sink(reason);
+    const wep_batch batch{wire.data(), wire.size()};
+
+    {
+      std::lock_guard lock(mutex);
+      if (!active_locked()) return PassResult::kInterrupted;
+      sending = true;
+    }
+    stats.requests.fetch_add(1, std::memory_order_relaxed);
+    transport->send(batch, verdict);
+    {
+      std::lock_guard lock(mutex);
+      sending = false;
+    }
+
+    const std::string what = describe(verdict.kind, verdict.http_status, reason);
+    switch (verdict.kind) {
+      case WEP_VERDICT_DELIVERED:
+        queue->mark_delivered(ids_of(indices));  // counts delivered
+        backoff.reset();
+        break;
+
+      case WEP_VERDICT_TOO_LARGE:
+        if (indices.size() == 1) {
+          dead_letter(indices, what);
+        } else {
+          split(std::move(indices));
+        }
+        break;
+
+      case WEP_VERDICT_REJECTED: {
+        std::vector<size_t> flagged, unflagged;
+        for (size_t k = 0; k < indices.size(); ++k) (rejected[k] ? flagged : unflagged).push_back(indices[k]);
+        if (flagged.empty()) flagged.swap(unflagged);  // flags missing: treat as "cannot tell which"
+        if (unflagged.empty() && flagged.size() > 1) {
+          split(std::move(flagged));  // cannot tell which: isolate by halves
+        } else {
+          dead_letter(flagged, what);
+          if (!unflagged.empty()) work.push_back(std::move(unflagged));  // resend the others
+        }
+        break;
+      }
+
+      case WEP_VERDICT_RETRY_LATER:
+        if (interrupted()) return PassResult::kInterrupted;  // cancelled by offline/stop
+        stats.retries.fetch_add(1, std::memory_order_relaxed);
+        report(what);
+        delay = backoff.next_delay(verdict.retry_after_ms);
+        return PassResult::kBackoff;
+
+      case WEP_VERDICT_FAILED:
+      default:
+        stats.retries.fetch_add(1, std::memory_order_relaxed);
+        report(what);
+        delay = backoff.max_delay();
+        return PassResult::kBackoff;
+    }
+  }
+  return PassResult::kDrained;
+}
+
+// ------------------------------------------------------------------ Flusher
+
+Flusher::Flusher(const AnalyticsConfig& config, wep::Host host, Stats& stats)
+    : impl_(std::make_unique<Impl>(config, host, stats)) {}
+
+Flusher::~Flusher() {
+  try {
+    stop(impl_->config.transport.stop_timeout_ms);
+  } catch (...) {
+    // stop() reports through the log; a destructor must not throw
+  }
+}
+
+void Flusher::start() {
+  Impl& impl = *impl_;
+  {
+    std::lock_guard lock(impl.mutex);
+    if (impl.started) return;
+  }
+  impl.load_transport();  // throws wep::Error on a bad transport config
+  std::lock_guard lock(impl.mutex);
+  impl.started = true;
+  impl.stopping = false;
+  impl.transport_for_cancel = impl.transport.get();
+  impl.thread_running = true;
+  try {
+    impl.thread = std::thread([&impl] {
+      pthread_setname_np(pthread_self(), "wep-flusher");  // for ps / top / perf
+      impl.run();
+    });
+  } catch (...) {
+    impl.thread_running = false;
+    impl.transport_for_cancel = nullptr;
+    throw;
+  }
+}
+
+void Flusher::set_online(bool online) {
+  std::lock_guard lock(impl_->mutex);
+  if (online && !impl_->online) ++impl_->activations;
+  impl_->online = online;
+  if (!online && impl_->sending && impl_->transport_for_cancel) impl_->transport_for_cancel->cancel();
+  impl_->wake.notify_all();
+}
+
+void Flusher::set_enabled(bool enabled) {
+  std::lock_guard lock(impl_->mutex);
+  if (enabled && !impl_->enabled) ++impl_->activations;
+  impl_->enabled = enabled;
+  if (!enabled && impl_->sending && impl_->transport_for_cancel) impl_->transport_for_cancel->cancel();
+  impl_->wake.notify_all();
+}
+
+void Flusher::rows_stored() {
+  std::lock_guard lock(impl_->mutex);
+  impl_->rows_signal = true;
+  impl_->wake.notify_all();
+}
+
+bool Flusher::stop(uint32_t timeout_ms) {
+  Impl& impl = *impl_;
+  const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  bool in_time = true;
+  {
+    std::unique_lock lock(impl.mutex);
+    if (!impl.started) return true;
+    impl.stopping = true;
+    impl.wake.notify_all();
+    // A cancel() that lands just before the transport starts its request is
+    // a no-op, so it is repeated while a send is in flight. The send itself
+    // is bounded by the transport's timeout, so this loop always ends.
+    while (impl.thread_running) {
+      if (impl.sending && impl.transport_for_cancel) impl.transport_for_cancel->cancel();
+      if (Clock::now() >= deadline) in_time = false;
+      impl.thread_done.wait_for(lock, std::chrono::milliseconds(20), [&] { return !impl.thread_running; });
+    }
+    impl.transport_for_cancel = nullptr;
+  }
+  if (impl.thread.joinable()) impl.thread.join();
+
+  if (impl.transport) {
+    const auto left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    const uint32_t transport_timeout_ms =
+        static_cast<uint32_t>(std::clamp<int64_t>(left_ms, 0, impl.config.transport.stop_timeout_ms));
+    if (impl.transport->stop(transport_timeout_ms) != WEP_OK) in_time = false;
+    impl.transport.reset();  // destroys the instance, then releases the library
+  }
+  std::lock_guard lock(impl.mutex);
+  impl.started = false;
+  return in_time;
+}
+
+}  // namespace analytics

@@ -1,0 +1,73 @@
+#include "hand_off_buffer.hpp"
+
+#include <algorithm>
+#include <utility>
+
+namespace analytics {
+
+HandOffBuffer::HandOffBuffer(size_t max_events, size_t max_bytes) : max_events_(max_events), max_bytes_(max_bytes) {
+  // Pre-size the producer's side so early events do not pay for growth.
+  pending_.events_.reserve(std::min<size_t>(max_events, 65536));
+  pending_.arena_.reserve(std::min<size_t>(max_bytes, size_t{1} << 20));
+}
+
+bool HandOffBuffer::try_push(std::string_view type, std::string_view payload_json, int64_t committed_at_ms) {
+  bool wake_consumer = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (stop_ || pending_.events_.size() >= max_events_ ||
+        pending_.arena_.size() + type.size() + payload_json.size() > max_bytes_) {
+      return false;
+    }
+    std::string& arena = pending_.arena_;
+    const size_t type_offset = arena.size();
+    arena.append(type);
+    const size_t payload_offset = arena.size();
+    arena.append(payload_json);
+    pending_.events_.push_back({type_offset, type.size(), payload_offset, payload_json.size(), committed_at_ms});
+    ++accepted_;
+    // Only the first event after the consumer fell asleep pays for a wake-up.
+    wake_consumer = std::exchange(consumer_waiting_, false);
+  }
+  if (wake_consumer) wake_.notify_one();
+  return true;
+}
+
+uint64_t HandOffBuffer::accepted() const {
+  std::lock_guard lock(mutex_);
+  return accepted_;
+}
+
+uint64_t HandOffBuffer::take(HandOffBatch& out, std::chrono::steady_clock::time_point deadline, bool* stopped) {
+  out.clear();
+  std::unique_lock lock(mutex_);
+  while (pending_.events_.empty() && !stop_) {
+    consumer_waiting_ = true;
+    if (wake_.wait_until(lock, deadline) == std::cv_status::timeout) break;
+  }
+  consumer_waiting_ = false;
+  std::swap(out.arena_, pending_.arena_);
+  std::swap(out.events_, pending_.events_);
+  if (stopped) *stopped = stop_;
+  return accepted_;
+}
+
+void HandOffBuffer::request_stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+}
+
+bool HandOffBuffer::stop_requested() const {
+  std::lock_guard lock(mutex_);
+  return stop_;
+}
+
+size_t HandOffBuffer::buffered() const {
+  std::lock_guard lock(mutex_);
+  return pending_.events_.size();
+}
+
+}  // namespace analytics

@@ -1,0 +1,93 @@
+// The bounded hand-off between the host's lane thread (producer) and the
+// plugin's writer thread (consumer).
+//
+// The producer copies an event's bytes into a flat arena under a short mutex
+// and returns: no allocation once the arenas have grown, no waiting, no
+// system call unless the writer is asleep. When the buffer holds
+// `max_events` events or `max_bytes` bytes the event is refused (the caller
+// counts the drop). The writer swaps the whole buffer out in O(1) (double
+// buffering), so memory stays bounded by two buffers' worth.
+//
+// Thread safety: every method may be called from any thread; typically one
+// producer calls try_push, one consumer calls take.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace analytics {
+
+// Events moved out of the buffer in one take().
+class HandOffBatch {
+ public:
+  struct Event {
+    size_t type_offset;
+    size_t type_size;
+    size_t payload_offset;
+    size_t payload_size;
+    int64_t committed_at_ms;
+  };
+
+  size_t size() const { return events_.size(); }
+  bool empty() const { return events_.empty(); }
+  const Event& operator[](size_t i) const { return events_[i]; }
+  std::string_view type(const Event& e) const { return {arena_.data() + e.type_offset, e.type_size}; }
+  std::string_view payload(const Event& e) const { return {arena_.data() + e.payload_offset, e.payload_size}; }
+  size_t bytes() const { return arena_.size(); }
+  // Empties the batch, keeping its capacity.
+  void clear() {
+    arena_.clear();
+    events_.clear();
+  }
+
+ private:
+  friend class HandOffBuffer;
+  std::string arena_;
+  std::vector<Event> events_;
+};
+
+class HandOffBuffer {
+ public:
+  HandOffBuffer(size_t max_events, size_t max_bytes);
+
+  // Producer: copies the event in. False when the buffer is full, the event
+  // alone exceeds max_bytes, or stop was requested; never blocks beyond the
+  // short internal mutex.
+  bool try_push(std::string_view type, std::string_view payload_json, int64_t committed_at_ms);
+
+  // How many events try_push has accepted so far: a ticket. Every accepted
+  // event with a number <= the ticket is in a batch handed out by take()
+  // once take() has returned a value >= the ticket.
+  uint64_t accepted() const;
+
+  // Consumer: waits until there are events, stop was requested, or
+  // `deadline` has passed; then moves every buffered event into `out` (which
+  // is cleared first) and returns the ticket of the last event moved.
+  // `*stopped` (if given) tells whether stop had been requested at the
+  // moment of the move: then no event can follow the ones moved.
+  uint64_t take(HandOffBatch& out, std::chrono::steady_clock::time_point deadline, bool* stopped = nullptr);
+
+  // Wakes the consumer; later try_push calls are refused.
+  void request_stop();
+  bool stop_requested() const;
+  // Events buffered now (not yet taken).
+  size_t buffered() const;
+
+ private:
+  const size_t max_events_;
+  const size_t max_bytes_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  HandOffBatch pending_;
+  uint64_t accepted_ = 0;
+  bool consumer_waiting_ = false;
+  bool stop_ = false;
+};
+
+}  // namespace analytics

@@ -1,0 +1,145 @@
+// The spec's three use cases (spec: "Use cases"), plus the small pieces they
+// share. The plugin (plugin.cpp) wires them to the host's bus, the writer
+// thread and the flusher.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "hand_off_buffer.hpp"
+#include "queue_store.hpp"
+#include "stats.hpp"
+
+namespace analytics {
+
+// EnqueueAnalyticsEventUseCase: add an event to the local queue; a no-op when
+// analytics is disabled. Runs on the host's lane thread, so it only hands the
+// event to the writer thread (which maps and stores it) and returns in
+// microseconds. Thread-safe.
+class EnqueueAnalyticsEventUseCase {
+ public:
+  enum class Outcome { accepted, disabled, buffer_full };
+
+  // `buffer` and `stats` must outlive the use case. Starts enabled.
+  EnqueueAnalyticsEventUseCase(HandOffBuffer& buffer, Stats& stats) : buffer_(buffer), stats_(stats) {}
+
+  // Counts the outcome in stats (accepted / dropped_disabled /
+  // dropped_buffer_full). Never blocks, never throws.
+  Outcome execute(std::string_view mutation_type, std::string_view payload_json, int64_t committed_at_ms) noexcept;
+
+  // The analytics_enabled setting; takes effect for the next execute().
+  void set_enabled(bool enabled) { enabled_.store(enabled, std::memory_order_release); }
+  bool enabled() const { return enabled_.load(std::memory_order_acquire); }
+
+ private:
+  HandOffBuffer& buffer_;
+  Stats& stats_;
+  std::atomic<bool> enabled_{true};
+};
+
+// How far the writer thread got, as HandOffBuffer tickets: every event with a
+// ticket <= stored() has been stored (or dropped and counted). Thread-safe.
+class WriterProgress {
+ public:
+  void advance(uint64_t ticket);
+  // The writer has ended: waiters return instead of waiting forever.
+  void close();
+  // Blocks until stored() >= ticket (true) or close() (false).
+  bool wait_for(uint64_t ticket);
+  uint64_t stored() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  uint64_t stored_ = 0;
+  bool closed_ = false;
+};
+
+// A QueueStore connection shared by threads other than the writer (pending
+// counts, stats), serialised by a mutex and opened lazily, so a database that
+// cannot be opened now is retried at the next call. Thread-safe.
+class SharedQueueStore {
+ public:
+  SharedQueueStore(std::string path, StoreOptions options) : path_(std::move(path)), options_(options) {}
+
+  // Runs f(QueueStore&) under the mutex, opening the store first if needed.
+  // Throws StoreError (and drops the connection, to reopen next time).
+  template <class F>
+  auto with(F&& f) {
+    std::lock_guard lock(mutex_);
+    try {
+      if (!store_) store_ = std::make_unique<QueueStore>(path_, options_);
+      return f(*store_);
+    } catch (const StoreError&) {
+      store_.reset();
+      throw;
+    }
+  }
+  // Closes the connection (e.g. before the file is moved aside).
+  void close() {
+    std::lock_guard lock(mutex_);
+    store_.reset();
+  }
+
+ private:
+  const std::string path_;
+  const StoreOptions options_;
+  std::mutex mutex_;
+  std::unique_ptr<QueueStore> store_;
+};
+
+// PendingAnalyticsCountUseCase: the number of undelivered events in the local
+// queue, counted only after every event accepted before the call is stored
+// (a barrier behind the writer thread). O(1) count. Thread-safe.
+class PendingAnalyticsCountUseCase {
+ public:
+  PendingAnalyticsCountUseCase(const HandOffBuffer& buffer, WriterProgress& progress, SharedQueueStore& store)
+      : buffer_(buffer), progress_(progress), store_(store) {}
+
+  // Throws StoreError when the database cannot be read.
+  int64_t execute();
+
+ private:
+  const HandOffBuffer& buffer_;
+  WriterProgress& progress_;
+  SharedQueueStore& store_;
+};
+
+// FlushAnalyticsQueueUseCase, the queue half: hands out batches oldest first
+// and applies the outcome of sending them. The sending half (transport,
+// verdicts, backoff) is the Flusher's. Used by one thread at a time, with the
+// caller's own QueueStore connection. Throws StoreError.
+class FlushAnalyticsQueueUseCase {
+ public:
+  // `store` and `stats` must outlive the use case. Batches hold at most
+  // `batch_size` rows and, past the first row, `batch_max_bytes` bytes.
+  FlushAnalyticsQueueUseCase(QueueStore& store, Stats& stats, size_t batch_size, size_t batch_max_bytes)
+      : store_(store), stats_(stats), batch_size_(batch_size), batch_max_bytes_(batch_max_bytes) {}
+
+  // The oldest rows, each with its stable event_id. Empty: nothing queued.
+  std::vector<QueuedRow> next_batch() { return store_.read_oldest(batch_size_, batch_max_bytes_); }
+
+  // The transport stored these rows: delete them, count them as delivered.
+  void mark_delivered(std::span<const int64_t> ids);
+
+  // Refused for good: move to analytics_dead_letter with the reason, count.
+  void dead_letter(std::span<const int64_t> ids, std::string_view reason);
+
+  // Rows still queued.
+  int64_t pending() { return store_.count(); }
+
+ private:
+  QueueStore& store_;
+  Stats& stats_;
+  const size_t batch_size_;
+  const size_t batch_max_bytes_;
+};
+
+}  // namespace analytics

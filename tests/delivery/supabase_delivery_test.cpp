@@ -1,0 +1,345 @@
+// Delivery through every fault, end to end: the real analytics plugin in the
+// host stub (in-process), its flusher, the real supabase transport over real
+// HTTPS (certificate verification on) to the loopback PostgREST backend with
+// fault injection. Every fault ends with every row delivered exactly once
+// (or dead-lettered for a poison row) and pending 0.
+#define BOOST_TEST_MODULE delivery_supabase
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <boost/test/unit_test.hpp>
+#include <chrono>
+#include <map>
+#include <set>
+#include <string>
+#include <test_backend/backend.hpp>
+
+#include "delivery_support.hpp"
+
+using namespace delivery_test;
+using namespace std::chrono_literals;
+using wep::test::Backend;
+using wep::test::BackendOptions;
+using wep::test::Counters;
+
+namespace {
+
+std::string supabase_config(const Backend& backend, uint32_t timeout_ms = 2000, const std::string& api_key = "") {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  w.StartObject();
+  w.Key("url");
+  w.String(backend.url().c_str());
+  w.Key("api_key");
+  w.String((api_key.empty() ? backend.api_key() : api_key).c_str());
+  w.Key("table");
+  w.String(backend.table().c_str());
+  w.Key("ca_file");
+  w.String(wep::test::test_certificates().ca_file.c_str());
+  w.Key("timeout_ms");
+  w.Uint(timeout_ms);
+  w.EndObject();
+  return buffer.GetString();
+}
+
+AnalyticsOptions supabase(const Backend& backend, uint32_t timeout_ms = 2000) {
+  AnalyticsOptions options;
+  options.transport_plugin = SUPABASE_PATH;
+  options.transport_config_json = supabase_config(backend, timeout_ms);
+  return options;
+}
+
+void mutate_notes(host_stub::Host& host, int64_t first_n, int64_t count) {
+  for (int64_t n = first_n; n < first_n + count; ++n) host.mutate("note.created", payload(n));
+}
+
+int64_t n_of(const std::string& properties_json) {
+  rapidjson::Document properties;
+  if (properties.Parse(properties_json.c_str()).HasParseError() || !properties.IsObject()) return -1;
+  auto it = properties.FindMember("n");
+  return it != properties.MemberEnd() && it->value.IsInt64() ? it->value.GetInt64() : -1;
+}
+
+// The backend holds exactly the mutations first_n .. last_n (by their unique
+// "n"), each once, all of type `event_type`, with distinct event ids; and it
+// saw no contract violation.
+void expect_exactly_once(const Backend& backend, int64_t first_n, int64_t last_n,
+                         const std::set<int64_t>& excluded = {}) {
+  std::map<int64_t, int> seen;
+  std::set<std::string> ids;
+  for (const auto& row : backend.rows()) {
+    ++seen[n_of(row.properties_json)];
+    ids.insert(row.event_id);
+    BOOST_TEST(row.created_at.back() == 'Z');
+  }
+  for (int64_t n = first_n; n <= last_n; ++n) {
+    if (excluded.count(n)) {
+      BOOST_TEST(seen.count(n) == 0u, "n=" << n << " must not arrive");
+    } else {
+      BOOST_TEST(seen[n] == 1, "n=" << n << " arrived " << seen[n] << " times");
+    }
+  }
+  BOOST_TEST(backend.row_count() == static_cast<size_t>(last_n - first_n + 1) - excluded.size());
+  BOOST_TEST(ids.size() == backend.row_count());
+  BOOST_TEST(backend.counters().contract_violations == 0u);
+}
+
+// Mutates 1..count offline, goes online, waits for pending 0.
+void deliver(host_stub::Host& host, int64_t count) {
+  mutate_notes(host, 1, count);
+  BOOST_TEST(host.pending().value_or(-1) == count);
+  host.set_online(true);
+  BOOST_TEST(host.wait_delivered(60s).value_or(-1) == 0);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(no_fault_delivers_every_row_once_over_one_keep_alive_connection) {
+  Backend backend;
+  TempDir dir;
+  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend)));
+  deliver(host, 200);
+  expect_exactly_once(backend, 1, 200);
+  const Counters counters = backend.counters();
+  BOOST_TEST(counters.insert_requests == 4u);  // batch_size 50
+  BOOST_TEST(counters.connections == 1u);
+  BOOST_TEST(stat(host, "delivered") == 200);
+  // The wire: properties as an object, the pseudonymous user id, ISO time.
+  const auto row = backend.rows().front();
+  BOOST_TEST(row.event_type == "note_created");
+  BOOST_TEST(row.properties_json == R"({"n":1})");
+  BOOST_TEST(row.user_id.value_or("") == host.pseudonymous_id());
+}
+
+BOOST_AUTO_TEST_CASE(server_errors_are_retried_until_delivered) {
+  Backend backend;
+  backend.fail_next(3, 503);
+  TempDir dir;
+  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend)));
+  deliver(host, 120);
+  expect_exactly_once(backend, 1, 120);
+  BOOST_TEST(stat(host, "retries") >= 3);
+  BOOST_TEST(backend.counters().responses_by_status[503] == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(throttling_with_retry_after_is_honoured) {
+  Backend backend;
+  backend.throttle_next(2, "0");
+  TempDir dir;
+  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend)));
+  deliver(host, 60);
+  expect_exactly_once(backend, 1, 60);
+  BOOST_TEST(backend.counters().responses_by_status[429] == 2u);
+  BOOST_TEST(stat(host, "retries") >= 2);
+}
+
+BOOST_AUTO_TEST_CASE(payload_too_large_splits_batches_until_they_fit) {
+  Backend backend;
+  backend.set_max_body_bytes(3000);  // a row is ~200 bytes on the wire: 50-row batches do not fit
+  TempDir dir;
+  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend)));
+  deliver(host, 150);
+  expect_exactly_once(backend, 1, 150);
+  BOOST_TEST(backend.counters().responses_by_status[413] >= 1u);
+  BOOST_TEST(stat(host, "splits") >= 3);
+  BOOST_TEST(stat(host, "dead_lettered") == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_rejected_event_type_is_dead_lettered_and_the_rest_delivered) {
+  Backend backend;
+  backend.reject_event_type("poison");
+  TempDir dir;
+  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend)));
+  mutate_notes(host, 1, 30);
+  host.mutate("poison.made", payload(31));
+  mutate_notes(host, 32, 30);
+  host.set_online(true);
+  BOOST_TEST(host.wait_delivered(60s).value_or(-1) == 0);
+  expect_exactly_once(backend, 1, 61, {31});
+  const auto dead = dead_letters(analytics_db(dir.path()));
+  BOOST_TEST_REQUIRE(dead.size() == 1u);
+  BOOST_TEST(dead[0].event_type == "poison");
+  BOOST_TEST(dead[0].reason.find("400") != std::string::npos, dead[0].reason);
+  BOOST_TEST(stat(host, "dead_lettered") == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_reset_before_the_reply_is_retried) {
+  Backend backend;
+  backend.reset_before_reply_next(2);
+  TempDir dir;
+  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend)));
+  deliver(host, 100);
+  expect_exactly_once(backend, 1, 100);
+  BOOST_TEST(backend.counters().resets == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_reset_after_the_store_creates_no_duplicate) {
+  Backend backend;
+  backend.reset_after_store_next(2);
+  TempDir dir;
+  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend)));
+  deliver(host, 100);
+  expect_exactly_once(backend, 1, 100);
+  const Counters counters = backend.counters();
+  BOOST_TEST(counters.resets == 2u);
+  // The client re-sent rows the server already had; the server ignored them.
+  BOOST_TEST(counters.duplicates_ignored >= 50u);
+}
+
+BOOST_AUTO_TEST_CASE(a_reply_slower_than_the_timeout_is_retried_without_duplicates) {
+  Backend backend;
+  backend.delay_next(1, 30s);  // held until released; the client gives up after 500 ms
+  TempDir dir;
+  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend, 500)));
+  deliver(host, 80);
+  backend.release_delayed();  // the held request now stores its rows too: duplicates, ignored
+  BOOST_TEST(backend.wait_until([](const Counters& c) { return c.delayed_in_progress == 0; }, 10s));
+  expect_exactly_once(backend, 1, 80);
+  BOOST_TEST(stat(host, "retries") >= 1);
+}
+
+BOOST_AUTO_TEST_CASE(opt_out_sends_nothing_and_keeps_rows) {
+  Backend backend;
+  TempDir dir;
+  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend)));
+  mutate_notes(host, 1, 20);
+  host.set_setting("analytics_enabled", "false");
+  host.set_online(true);
+  BOOST_TEST(host.pending().value_or(-1) == 20);  // barrier: the plugin has seen the setting and online
+  mutate_notes(host, 21, 5);                      // not enqueued while disabled
+  BOOST_TEST(host.pending().value_or(-1) == 20);
+  BOOST_TEST(backend.counters().insert_requests == 0u);
+  BOOST_TEST(queue_rows(analytics_db(dir.path())) == 20);
+
+  host.set_setting("analytics_enabled", "true");
+  BOOST_TEST(host.wait_delivered(60s).value_or(-1) == 0);
+  expect_exactly_once(backend, 1, 20);
+}
+
+BOOST_AUTO_TEST_CASE(offline_stops_sending_and_abandons_the_request_in_flight) {
+  Backend backend;
+  TempDir dir;
+  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend, 60000)));
+  deliver(host, 30);
+  expect_exactly_once(backend, 1, 30);
+
+  // A request in flight when the host goes offline is abandoned at once (its
+  // timeout is a minute) and the rows stay queued.
+  backend.delay_next(1, 60s);
+  mutate_notes(host, 31, 10);
+  BOOST_TEST_REQUIRE(backend.wait_until([](const Counters& c) { return c.delayed_in_progress == 1; }, 30s));
+  host.set_online(false);
+  BOOST_TEST(host.pending().value_or(-1) == 10);
+  const uint64_t requests_offline = backend.counters().insert_requests;
+  mutate_notes(host, 41, 10);
+  BOOST_TEST(host.pending().value_or(-1) == 20);
+  BOOST_TEST(backend.counters().insert_requests == requests_offline);
+
+  backend.release_delayed();  // the abandoned request's rows reach the server after all
+  host.set_online(true);
+  BOOST_TEST(host.wait_delivered(60s).value_or(-1) == 0);
+  BOOST_TEST(backend.wait_until([](const Counters& c) { return c.delayed_in_progress == 0; }, 10s));
+  expect_exactly_once(backend, 1, 50);
+}
+
+BOOST_AUTO_TEST_CASE(stop_does_not_wait_for_a_slow_request) {
+  Backend backend;
+  backend.delay_next(1, 60s);
+  TempDir dir;
+  {
+    host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend, 60000)));
+    mutate_notes(host, 1, 10);
+    host.set_online(true);
+    BOOST_TEST_REQUIRE(backend.wait_until([](const Counters& c) { return c.delayed_in_progress == 1; }, 30s));
+    host.shutdown();  // cancels the request; would otherwise wait a minute
+  }
+  BOOST_TEST(queue_rows(analytics_db(dir.path())) == 10);  // nothing lost
+}
+
+BOOST_AUTO_TEST_CASE(auth_failure_keeps_rows_and_reports) {
+  Backend backend;
+  TempDir dir;
+  AnalyticsOptions options = supabase(backend);
+  options.transport_config_json = supabase_config(backend, 2000, "a-wrong-key");
+  options.backoff_max_ms = 600000;
+  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, options));
+  mutate_notes(host, 1, 10);
+  host.set_online(true);
+  BOOST_TEST(eventually([&] { return stat(host, "retries") >= 1; }));
+  BOOST_TEST(stat_text(host, "last_error").find("401") != std::string::npos, stat_text(host, "last_error"));
+  BOOST_TEST(host.pending().value_or(-1) == 10);
+  BOOST_TEST(backend.row_count() == 0u);
+  BOOST_TEST(backend.counters().insert_requests == 1u);  // backs off at the maximum
+  BOOST_TEST(dead_letters(analytics_db(dir.path())).empty());
+}
+
+BOOST_AUTO_TEST_CASE(missing_table_keeps_rows_and_reports) {
+  Backend backend;
+  backend.fail_next(1000, 404);
+  TempDir dir;
+  AnalyticsOptions options = supabase(backend);
+  options.backoff_max_ms = 600000;
+  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, options));
+  mutate_notes(host, 1, 10);
+  host.set_online(true);
+  BOOST_TEST(eventually([&] { return stat(host, "retries") >= 1; }));
+  BOOST_TEST(stat_text(host, "last_error").find("404") != std::string::npos, stat_text(host, "last_error"));
+  BOOST_TEST(host.pending().value_or(-1) == 10);
+  BOOST_TEST(backend.row_count() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(an_untrusted_certificate_delivers_nothing_and_keeps_rows) {
+  const auto& certs = wep::test::test_certificates();
+  BackendOptions backend_options;
+  backend_options.cert_file = certs.untrusted_server_cert;
+  backend_options.key_file = certs.untrusted_server_key;
+  Backend backend(backend_options);
+  TempDir dir;
+  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend)));
+  mutate_notes(host, 1, 10);
+  host.set_online(true);
+  BOOST_TEST(eventually([&] { return stat(host, "retries") >= 2; }));  // keeps trying, with backoff
+  BOOST_TEST(!stat_text(host, "last_error").empty());
+  BOOST_TEST(host.pending().value_or(-1) == 10);
+  BOOST_TEST(backend.row_count() == 0u);
+  BOOST_TEST(backend.counters().insert_requests == 0u);  // the handshake failed: no request reached it
+}
+
+BOOST_AUTO_TEST_CASE(switching_to_the_ndjson_transport_is_a_config_change_only) {
+  Backend backend;
+  TempDir dir;
+  {
+    host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend)));
+    deliver(host, 10);
+    mutate_notes(host, 11, 15);  // stored while online: sent without a connectivity change
+    BOOST_TEST(host.wait_delivered(60s).value_or(-1) == 0);
+  }
+  expect_exactly_once(backend, 1, 25);
+
+  // Same data dir, same plugin: only the transport entry of the config changes.
+  AnalyticsOptions options;
+  options.transport_plugin = NDJSON_PATH;
+  options.transport_config_json = R"({"path":"events.ndjson"})";
+  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, options));
+  mutate_notes(host, 26, 20);
+  host.set_online(true);
+  BOOST_TEST(host.wait_delivered(60s).value_or(-1) == 0);
+
+  const auto lines = read_lines(transport_dir(dir.path()) / "events.ndjson");
+  BOOST_TEST_REQUIRE(lines.size() == 20u);
+  std::set<int64_t> ns;
+  for (const std::string& line : lines) {
+    rapidjson::Document row;
+    BOOST_TEST_REQUIRE(!row.Parse(line.c_str()).HasParseError());
+    BOOST_TEST_REQUIRE(row.IsObject());
+    BOOST_TEST(row["event_type"].GetString() == std::string("note_created"));
+    BOOST_TEST(row["event_id"].IsString());
+    BOOST_TEST(row["properties"].IsObject());
+    ns.insert(row["properties"]["n"].GetInt64());
+  }
+  BOOST_TEST(ns.size() == 20u);
+  BOOST_TEST(*ns.begin() == 26);
+  BOOST_TEST(*ns.rbegin() == 45);
+  BOOST_TEST(backend.row_count() == 25u);  // nothing more went to the old backend
+}

@@ -1,0 +1,189 @@
+// Loading, refusing, stopping and unloading plugins through the real host
+// (Boost.DLL, real dlopen/dlclose).
+#define BOOST_TEST_MODULE host_plugin_loading
+#include <boost/test/unit_test.hpp>
+#include <wep/plugin_host.hpp>
+
+#include "test_support.hpp"
+
+using host_stub::Host;
+using host_stub::HostError;
+using host_stub::PluginSpec;
+using test_support::is_mapped;
+using test_support::json_bool;
+using test_support::json_int;
+using test_support::options_for;
+using test_support::TempDir;
+
+namespace {
+
+const std::string kEffect = TEST_EFFECT_PLUGIN_PATH;
+const std::string kMajor2 = TEST_PLUGIN_MAJOR2_PATH;
+const std::string kMinorNewer = TEST_PLUGIN_MINOR_NEWER_PATH;
+const std::string kNoEntry = TEST_NO_ENTRY_PATH;
+const std::string kTransport = TEST_TRANSPORT_PLUGIN_PATH;
+
+// The HostError message of constructing a host with `spec`, or "" if it loads.
+std::string refusal_of(const PluginSpec& spec) {
+  TempDir dir;
+  try {
+    Host host(options_for(dir.path(), {spec}));
+  } catch (const HostError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(loads_and_starts_the_test_plugin) {
+  TempDir dir;
+  {
+    Host host(options_for(dir.path(), {{kEffect, R"({"pending":true})"}}));
+    BOOST_TEST(is_mapped(kEffect));
+    const std::string stats = host.stats_json();
+    // The plugin saw the host services at start.
+    BOOST_TEST(test_support::json_string(stats, "/plugins/test_effect/analytics_enabled") == "true");
+    BOOST_TEST(test_support::json_string(stats, "/plugins/test_effect/pseudonymous_id") == host.pseudonymous_id());
+    BOOST_TEST(host.mutate("note.created", R"({"chars":5})") == 1);
+    BOOST_TEST(host.pending().value() == 1);  // offline: stored, not delivered
+    BOOST_TEST(json_int(host.stats_json(), "/plugins/test_effect/mutations") == 1);
+    BOOST_TEST(std::filesystem::is_directory(dir.path() / "plugins" / "test_effect"));
+  }
+  BOOST_TEST(!is_mapped(kEffect));
+}
+
+BOOST_AUTO_TEST_CASE(refuses_a_newer_major_naming_the_file_and_both_versions) {
+  const std::string message = refusal_of({kMajor2});
+  BOOST_TEST_MESSAGE(message);
+  const std::string theirs = std::to_string(WEP_API_VERSION_MAJOR + 1) + "." + std::to_string(WEP_API_VERSION_MINOR);
+  const std::string ours = std::to_string(WEP_API_VERSION_MAJOR) + "." + std::to_string(WEP_API_VERSION_MINOR);
+  BOOST_TEST(contains(message, kMajor2));
+  BOOST_TEST(contains(message, theirs));
+  BOOST_TEST(contains(message, ours));
+  BOOST_TEST(!is_mapped(kMajor2));
+}
+
+BOOST_AUTO_TEST_CASE(refuses_a_newer_minor_naming_the_file_and_both_versions) {
+  const std::string message = refusal_of({kMinorNewer});
+  BOOST_TEST_MESSAGE(message);
+  const std::string theirs = std::to_string(WEP_API_VERSION_MAJOR) + "." + std::to_string(WEP_API_VERSION_MINOR + 1);
+  const std::string ours = std::to_string(WEP_API_VERSION_MAJOR) + "." + std::to_string(WEP_API_VERSION_MINOR);
+  BOOST_TEST(contains(message, kMinorNewer));
+  BOOST_TEST(contains(message, theirs));
+  BOOST_TEST(contains(message, ours));
+  BOOST_TEST(!is_mapped(kMinorNewer));
+}
+
+BOOST_AUTO_TEST_CASE(refuses_a_library_without_entry_point) {
+  const std::string message = refusal_of({kNoEntry});
+  BOOST_TEST_MESSAGE(message);
+  BOOST_TEST(contains(message, kNoEntry));
+  BOOST_TEST(contains(message, WEP_ENTRY_POINT_NAME));
+  BOOST_TEST(!is_mapped(kNoEntry));
+}
+
+BOOST_AUTO_TEST_CASE(refuses_a_missing_file_and_a_transport) {
+  const std::string missing = refusal_of({"/nonexistent/libnothing.so"});
+  BOOST_TEST(contains(missing, "/nonexistent/libnothing.so"));
+  const std::string transport = refusal_of({kTransport});
+  BOOST_TEST_MESSAGE(transport);
+  BOOST_TEST(contains(transport, kTransport));
+  BOOST_TEST(contains(transport, "transport"));
+  BOOST_TEST(!is_mapped(kTransport));
+}
+
+BOOST_AUTO_TEST_CASE(a_plugin_whose_start_fails_is_refused_with_its_error_and_everything_unloaded) {
+  TempDir dir;
+  std::string message;
+  try {
+    // The first plugin starts (with a thread), the second fails: both must go.
+    Host host(options_for(dir.path(), {{kEffect, R"({"start_thread":true})"}, {kTransport, "{}"}}));
+  } catch (const HostError& e) {
+    message = e.what();
+  }
+  BOOST_TEST(contains(message, kTransport));
+  BOOST_TEST(!is_mapped(kEffect));
+  BOOST_TEST(std::filesystem::exists(dir.path() / "plugins" / "test_effect" / "thread_exited"));
+
+  const std::string fail_start = refusal_of({kEffect, R"({"fail_start":true})"});
+  BOOST_TEST_MESSAGE(fail_start);
+  BOOST_TEST(contains(fail_start, kEffect));
+  BOOST_TEST(contains(fail_start, "fail_start is set"));
+
+  const std::string bad_config = refusal_of({kEffect, R"({"no_such_key":1})"});
+  BOOST_TEST(contains(bad_config, "/no_such_key"));
+  BOOST_TEST(!is_mapped(kEffect));
+}
+
+BOOST_AUTO_TEST_CASE(the_same_plugin_twice_is_refused_by_name) {
+  const std::string message = [] {
+    TempDir dir;
+    try {
+      Host host(options_for(dir.path(), {{kEffect}, {kEffect}}));
+    } catch (const HostError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  }();
+  BOOST_TEST(contains(message, "test_effect"));
+  BOOST_TEST(!is_mapped(kEffect));
+}
+
+BOOST_AUTO_TEST_CASE(stop_joins_the_plugins_thread) {
+  TempDir dir;
+  const auto marker = dir.path() / "plugins" / "test_effect" / "thread_exited";
+  {
+    Host host(options_for(dir.path(), {{kEffect, R"({"start_thread":true,"pending":true})"}}));
+    BOOST_TEST(json_bool(host.stats_json(), "/plugins/test_effect/thread_running"));
+    host.mutate("a.b");
+    host.set_online(true);
+    // The worker thread delivers; wait on that condition.
+    BOOST_TEST(host.wait_delivered(std::chrono::seconds(30)).value() == 0);
+    BOOST_TEST(!std::filesystem::exists(marker));
+    host.shutdown();
+    // The thread's last act happened before shutdown() returned: it was joined.
+    BOOST_TEST(std::filesystem::exists(marker));
+    BOOST_TEST(!is_mapped(kEffect));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(stop_joins_the_thread_through_the_raw_handle) {
+  // The same at the plugin_api level, without the host's lanes.
+  TempDir dir;
+  std::string error;
+  auto library = wep::PluginLibrary::open(kEffect, error);
+  BOOST_TEST_REQUIRE(library != nullptr, error);
+  const std::string data_dir = dir.path().string();
+  const std::string config = R"({"start_thread":true,"subscribe":0})";
+  wep_host_api api{};
+  api.struct_size = sizeof api;
+  api.plugin_config_json = wep::str(config);
+  api.data_dir = wep::str(data_dir);
+  {
+    wep::EffectPluginHandle handle(library);
+    BOOST_TEST_REQUIRE(handle.create(&api, error), error);
+    BOOST_TEST_REQUIRE(handle.start(error), error);
+    BOOST_TEST(handle.stop(1000) == WEP_OK);
+    BOOST_TEST(std::filesystem::exists(dir.path() / "thread_exited"));
+  }
+  library.reset();
+  BOOST_TEST(!is_mapped(kEffect));
+}
+
+BOOST_AUTO_TEST_CASE(load_emit_unload_reload_100_times_really_unmaps) {
+  TempDir dir;
+  for (int cycle = 1; cycle <= 100; ++cycle) {
+    Host host(options_for(dir.path(), {{kEffect, R"({"start_thread":true,"pending":true})"}}));
+    BOOST_TEST_REQUIRE(is_mapped(kEffect));
+    const int64_t sequence = host.mutate("cycle.ran", "{\"n\":" + std::to_string(cycle) + "}");
+    BOOST_TEST_REQUIRE(sequence == cycle);  // the event log persists across reloads
+    host.set_online(true);
+    BOOST_TEST_REQUIRE(host.wait_delivered(std::chrono::seconds(30)).value() == 0);
+    BOOST_TEST_REQUIRE(json_int(host.stats_json(), "/plugins/test_effect/delivered") == 1);
+    host.shutdown();
+    BOOST_TEST_REQUIRE(!is_mapped(kEffect), "cycle " << cycle << ": the plugin is still mapped after unload");
+  }
+}
