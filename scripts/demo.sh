@@ -48,7 +48,7 @@ cat > "$work/host.json" <<JSON
       "batch_size": 100,
       "flush_interval_ms": 200,
       "events": {
-        "note.created": {"event_type": "note_created", "properties": ["word_count", "has_tags"]},
+        "note.created": {"event_type": "note_created", "properties": ["word_count", "has_tags", "source"]},
         "tag.renamed":  {"event_type": "tag_renamed",  "properties": []}
       },
       "transport": {
@@ -60,8 +60,8 @@ cat > "$work/host.json" <<JSON
 }
 JSON
 
-script='mutate note.created {"word_count": 120, "has_tags": true, "title": "my secret diary"}
-mutate note.created {"word_count": 7, "has_tags": false, "author_email": "someone@example.com"}
+script='mutate note.created {"word_count": 120, "has_tags": true, "source": "toolbar", "title": "my secret diary"}
+mutate note.created {"word_count": 7, "has_tags": false, "source": "someone@example.com"}
 mutate tag.renamed {"from": "work", "to": "job"}
 mutate note.deleted {"id": 42}
 pending

@@ -305,6 +305,7 @@ PassResult Flusher::Impl::pass() {
                             return sum + row_bytes(r);
                           }) >= config.batch_max_bytes / 2;  // a short batch this heavy was cut by the byte cap
   PassResult result = send_rows(rows);
+  queue->recycle(std::move(rows));
   if (result == PassResult::kDrained && full_batch) return PassResult::kMore;
   return result;
 }

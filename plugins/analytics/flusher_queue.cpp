@@ -22,10 +22,19 @@ size_t row_bytes(const QueuedRow& row) {
          (row.user_id ? row.user_id->size() : 0) + row.created_at.size();
 }
 
-std::optional<std::string> optional_text(sqlite3_stmt* statement, int column) {
-  if (sqlite3_column_type(statement, column) == SQLITE_NULL) return std::nullopt;
+// Assigns a text column into `out`, reusing its capacity.
+void assign_text(sqlite3_stmt* statement, int column, std::string& out) {
   const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(statement, column));
-  return std::string(text, static_cast<size_t>(sqlite3_column_bytes(statement, column)));
+  out.assign(text ? text : "", static_cast<size_t>(sqlite3_column_bytes(statement, column)));
+}
+
+void assign_optional_text(sqlite3_stmt* statement, int column, std::optional<std::string>& out) {
+  if (sqlite3_column_type(statement, column) == SQLITE_NULL) {
+    out.reset();
+    return;
+  }
+  if (!out) out.emplace();
+  assign_text(statement, column, *out);
 }
 
 // "The rows after id X": QueueStore::read_oldest with a lower bound, as a
@@ -44,30 +53,33 @@ class ReadAfter {
   ReadAfter(const ReadAfter&) = delete;
   ReadAfter& operator=(const ReadAfter&) = delete;
 
-  std::vector<QueuedRow> run(int64_t after_id, size_t max_rows, size_t max_bytes) {
-    std::vector<QueuedRow> rows;
+  // Fills `rows` (whose elements and their strings are reused: a batch
+  // costs next to no allocation once the buffers have grown).
+  void run(int64_t after_id, size_t max_rows, size_t max_bytes, std::vector<QueuedRow>& rows) {
     sqlite3_bind_int64(statement_, 1, after_id);
     sqlite3_bind_int64(statement_, 2, static_cast<sqlite3_int64>(max_rows));
+    size_t count = 0;
     size_t bytes = 0;
     int rc;
     while ((rc = sqlite3_step(statement_)) == SQLITE_ROW) {
-      QueuedRow row;
+      if (count == rows.size()) rows.emplace_back();
+      QueuedRow& row = rows[count];
       row.id = sqlite3_column_int64(statement_, 0);
-      row.event_type = optional_text(statement_, 1).value_or("");
-      row.properties_json = optional_text(statement_, 2);
-      row.user_id = optional_text(statement_, 3);
-      row.created_at = optional_text(statement_, 4).value_or("");
+      assign_text(statement_, 1, row.event_type);
+      assign_optional_text(statement_, 2, row.properties_json);
+      assign_optional_text(statement_, 3, row.user_id);
+      assign_text(statement_, 4, row.created_at);
       const size_t size = row_bytes(row);
-      if (!rows.empty() && bytes + size > max_bytes) break;  // the first row always goes
+      if (count > 0 && bytes + size > max_bytes) break;  // the first row always goes
       bytes += size;
       row.event_id = event_id_for(row.user_id ? *row.user_id : std::string_view(), row.id, row.created_at);
-      rows.push_back(std::move(row));
+      ++count;
     }
     const bool failed = rc != SQLITE_ROW && rc != SQLITE_DONE;
     const std::string message = failed ? sqlite3_errmsg(db_) : "";
     sqlite3_reset(statement_);  // ends the read transaction
+    rows.resize(count);
     if (failed) throw StoreError(rc, "reading queued rows: " + message);
-    return rows;
   }
 
  private:
@@ -115,8 +127,9 @@ struct FlusherQueue::Impl {
   uint64_t done_ticket = 0;        // jobs finish in ticket order
   std::exception_ptr write_error;  // first failure of a delete / dead-letter
   uint64_t generation = 0;
-  std::optional<int64_t> read_coming;     // after_id of the read queued or running in this generation
-  std::optional<ReadResult> read_result;  // of the current generation, not yet handed out
+  std::optional<int64_t> read_coming;                 // after_id of the read queued or running in this generation
+  std::optional<ReadResult> read_result;              // of the current generation, not yet handed out
+  std::vector<std::vector<QueuedRow>> spare_batches;  // handed back by recycle(), refilled by reads
 
   // ---- the caller's
   int64_t cursor = 0;  // the last row handed out in this drain
@@ -161,16 +174,20 @@ struct FlusherQueue::Impl {
       Job job = std::move(jobs.front());
       jobs.pop_front();
       const bool skip = job.kind == Job::Kind::read && (stopping || job.generation != generation);
+      std::vector<QueuedRow> rows;
+      if (job.kind == Job::Kind::read && !skip && !spare_batches.empty()) {
+        rows = std::move(spare_batches.back());
+        spare_batches.pop_back();
+      }
       lock.unlock();
 
       std::exception_ptr error;
-      std::vector<QueuedRow> rows;
       if (!skip) {
         try {
           open_store();
           switch (job.kind) {
             case Job::Kind::read:
-              rows = read_after->run(job.after_id, batch_size, batch_max_bytes);
+              read_after->run(job.after_id, batch_size, batch_max_bytes, rows);
               break;
             case Job::Kind::remove:
               use_case->mark_delivered(job.ids);
@@ -260,6 +277,11 @@ void FlusherQueue::dead_letter(std::vector<int64_t> ids, std::string reason) {
       impl.enqueue_locked({Impl::Job::Kind::dead_letter, 0, 0, 0, std::move(ids), std::move(reason)});
   impl.done.wait(lock, [&] { return impl.done_ticket >= ticket; });
   impl.throw_write_error_locked();
+}
+
+void FlusherQueue::recycle(std::vector<QueuedRow>&& rows) {
+  std::lock_guard lock(impl_->mutex);
+  if (impl_->spare_batches.size() < 2) impl_->spare_batches.push_back(std::move(rows));
 }
 
 void FlusherQueue::restart() {

@@ -57,6 +57,11 @@ class FlusherQueue {
   // counted. Returns when done. Throws StoreError.
   void dead_letter(std::vector<int64_t> ids, std::string reason);
 
+  // Hands a batch from next_batch() back once it is settled, so that its
+  // buffers are reused by a later read (on the queue thread, which
+  // allocated them). Optional.
+  void recycle(std::vector<QueuedRow>&& rows);
+
   // The next batch starts again at the oldest queued row.
   void restart();
 

@@ -127,7 +127,10 @@ BOOST_AUTO_TEST_CASE(a_full_disk_drops_and_reports_while_mutations_succeed) {
 }
 
 BOOST_AUTO_TEST_CASE(a_read_only_file_is_reported_while_mutations_succeed) {
-  TempDir dir;
+  // Root ignores file permissions: the scenario then runs as "nobody", in a
+  // folder under /tmp (sticky, world-traversable) whatever $TMPDIR is.
+  const bool as_root = geteuid() == 0;
+  TempDir dir("wep-analytics", as_root ? "/tmp" : "");
   {
     host_stub::Host host(options(dir));
     for (int n = 0; n < 3; ++n) host.mutate("note.created", payload_n(n));
@@ -135,8 +138,6 @@ BOOST_AUTO_TEST_CASE(a_read_only_file_is_reported_while_mutations_succeed) {
   const fs::path file = queue_file(dir);
   BOOST_REQUIRE(fs::exists(file));
   BOOST_REQUIRE(chmod(file.c_str(), 0444) == 0);
-  // Root ignores file permissions: run the scenario as "nobody" then.
-  const bool as_root = geteuid() == 0;
   if (as_root) {
     for (const auto& entry : fs::recursive_directory_iterator(dir.path())) {
       BOOST_REQUIRE(lchown(entry.path().c_str(), 65534, 65534) == 0);

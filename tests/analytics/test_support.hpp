@@ -26,12 +26,16 @@ namespace analytics_test {
 
 namespace fs = std::filesystem;
 
-// A fresh directory under $TMPDIR (or /tmp), removed with everything in it.
+// A fresh directory under `base` (default: $TMPDIR, else /tmp), removed
+// with everything in it.
 class TempDir {
  public:
-  explicit TempDir(const std::string& prefix = "wep-analytics") {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/" + prefix + "-XXXXXX";
+  explicit TempDir(const std::string& prefix = "wep-analytics", std::string base = {}) {
+    if (base.empty()) {
+      const char* tmpdir = std::getenv("TMPDIR");
+      base = tmpdir && *tmpdir ? tmpdir : "/tmp";
+    }
+    std::string pattern = base + "/" + prefix + "-XXXXXX";
     if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
     path_ = pattern;
   }

@@ -2,6 +2,8 @@
 // (Boost.DLL, real dlopen/dlclose).
 #define BOOST_TEST_MODULE host_plugin_loading
 #include <boost/test/unit_test.hpp>
+#include <cstdio>
+#include <vector>
 #include <wep/plugin_host.hpp>
 
 #include "test_support.hpp"
@@ -185,5 +187,25 @@ BOOST_AUTO_TEST_CASE(load_emit_unload_reload_100_times_really_unmaps) {
     BOOST_TEST_REQUIRE(json_int(host.stats_json(), "/plugins/test_effect/delivered") == 1);
     host.shutdown();
     BOOST_TEST_REQUIRE(!is_mapped(kEffect), "cycle " << cycle << ": the plugin is still mapped after unload");
+  }
+}
+
+// Every plugin, shipped or test, exports exactly one dynamic symbol: the
+// entry point (hidden visibility plus cmake/plugin_exports.map).
+BOOST_AUTO_TEST_CASE(every_plugin_exports_only_its_entry_point) {
+  for (const std::string& path : {kEffect, kMajor2, kMinorNewer, kTransport, std::string(ANALYTICS_PATH),
+                                  std::string(SUPABASE_PATH), std::string(NDJSON_PATH)}) {
+    const std::string command = "nm -D --defined-only '" + path + "'";
+    FILE* pipe = popen(command.c_str(), "r");
+    BOOST_TEST_REQUIRE(pipe != nullptr);
+    std::vector<std::string> exported;
+    char line[1024];
+    while (fgets(line, sizeof line, pipe)) {
+      std::string text(line);
+      while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+      exported.push_back(text.substr(text.find_last_of(' ') + 1));
+    }
+    BOOST_TEST_REQUIRE(pclose(pipe) == 0, "nm failed on " << path);
+    BOOST_TEST(exported == std::vector<std::string>{"wep_plugin_entry"}, path << " exports " << exported.size());
   }
 }
