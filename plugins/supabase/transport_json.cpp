@@ -2,96 +2,56 @@
 
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
 #include <rapidjson/pointer.h>
-#include <rapidjson/schema.h>
+#include <rapidjson/reader.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
-#include <cstring>
 #include <wep/plugin.hpp>
+#include <wep_support/json_config.hpp>
 
 namespace wep::transport {
 
-namespace {
-
-[[noreturn]] void refuse(std::string_view plugin, const std::string& what) {
+void parse_config(std::string_view plugin, std::string_view config_json, const char* schema_json,
+                  rapidjson::Document& config) {
+  auto refusal = wep::json_config::parse_and_validate(config_json, schema_json, config);
+  if (!refusal) return;
+  // The transports' configs are flat: they name a key as 'url', not as a
+  // JSON pointer (like their other config errors).
+  std::string what = refusal->reason;
+  if (!refusal->pointer.empty()) {
+    const rapidjson::Pointer pointer(refusal->pointer.data(), refusal->pointer.size());
+    const std::string key = pointer.GetTokenCount() == 1
+                                ? std::string(pointer.GetTokens()[0].name, pointer.GetTokens()[0].length)
+                                : refusal->pointer;
+    what = "key '" + key + "': " + what;
+  }
   throw wep::Error(WEP_ERR_INVALID_ARGUMENT, std::string(plugin) + " config: " + what);
 }
 
-std::string to_text(const rapidjson::Value& value) {
-  rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
-  value.Accept(writer);
-  return buffer.GetString();
-}
+namespace {
 
-// What the schema node at the failing keyword asks for, in words.
-std::string requirement(const char* keyword, const rapidjson::Value* schema) {
-  auto member = [&](const char* name) -> const rapidjson::Value* {
-    if (!schema || !schema->IsObject()) return nullptr;
-    auto it = schema->FindMember(name);
-    return it == schema->MemberEnd() ? nullptr : &it->value;
-  };
-  const std::string k = keyword;
-  if (k == "type") {
-    const auto* type = member("type");
-    return "must be of type " + (type ? to_text(*type) : std::string("?"));
+// SAX handler that only checks the document's root is an object: validating
+// the stored properties text this way builds no DOM, so encoding a row
+// allocates nothing per row and the text is copied to the body verbatim.
+struct RootIsObject : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, RootIsObject> {
+  bool seen_root = false;
+  bool root_is_object = false;
+  bool Default() {
+    if (!seen_root) seen_root = true;
+    return true;
   }
-  if (k == "minimum" || k == "maximum") {
-    const auto* bound = member(keyword);
-    return std::string("must be ") + (k == "minimum" ? "at least " : "at most ") + (bound ? to_text(*bound) : "?");
+  bool StartObject() {
+    if (!seen_root) seen_root = root_is_object = true;
+    return true;
   }
-  if (k == "minLength")
-    return "must not be shorter than " + (member("minLength") ? to_text(*member("minLength")) : "?");
-  if (k == "maxLength") return "must not be longer than " + (member("maxLength") ? to_text(*member("maxLength")) : "?");
-  if (k == "pattern")
-    return "has an invalid format (expected " + (member("pattern") ? to_text(*member("pattern")) : "?") + ")";
-  if (k == "enum") return "must be one of " + (member("enum") ? to_text(*member("enum")) : "?");
-  return std::string("is invalid (schema keyword '") + keyword + "')";
-}
+};
 
 }  // namespace
 
-void parse_config(std::string_view plugin, std::string_view config_json, const char* schema_json,
-                  rapidjson::Document& config) {
-  rapidjson::Document schema_document;
-  schema_document.Parse(schema_json);
-  if (schema_document.HasParseError())
-    throw wep::Error(WEP_ERR_FAILED, std::string(plugin) + ": the embedded config schema is not valid JSON");
-
-  config.Parse(config_json.data(), config_json.size());
-  if (config.HasParseError())
-    refuse(plugin, std::string("not valid JSON at offset ") + std::to_string(config.GetErrorOffset()) + ": " +
-                       rapidjson::GetParseError_En(config.GetParseError()));
-  if (!config.IsObject()) refuse(plugin, "must be a JSON object");
-
-  // Unknown and missing keys first: the validator reports both at the root
-  // without naming the key.
-  const auto& properties = schema_document["properties"];
-  for (const auto& entry : config.GetObject()) {
-    if (!properties.HasMember(entry.name)) refuse(plugin, std::string("unknown key '") + entry.name.GetString() + "'");
-  }
-  if (schema_document.HasMember("required")) {
-    for (const auto& key : schema_document["required"].GetArray()) {
-      if (!config.HasMember(key)) refuse(plugin, std::string("key '") + key.GetString() + "' is required");
-    }
-  }
-
-  rapidjson::SchemaDocument schema(schema_document);
-  rapidjson::SchemaValidator validator(schema);
-  if (config.Accept(validator)) return;
-
-  rapidjson::StringBuffer where;
-  validator.GetInvalidDocumentPointer().Stringify(where);
-  std::string key = where.GetString();  // e.g. "/timeout_ms"
-  if (!key.empty() && key[0] == '/') key.erase(0, 1);
-  const rapidjson::Value* failing_schema = validator.GetInvalidSchemaPointer().Get(schema_document);
-  const std::string what = requirement(validator.GetInvalidSchemaKeyword(), failing_schema);
-  refuse(plugin, key.empty() ? what : "key '" + key + "' " + what);
-}
-
 struct RowEncoder::State {
-  rapidjson::Document properties;
+  rapidjson::Reader reader;
   rapidjson::StringBuffer buffer;
 };
 
@@ -108,14 +68,14 @@ bool RowEncoder::append(const wep_row& row, std::string& out, std::string& why) 
   if (row.event_type.size == 0) return fail("empty event_type");
   if (row.created_at.size == 0) return fail("empty created_at");
 
-  auto& properties = state_->properties;
   const bool has_properties = row.properties_json.size > 0;
   if (has_properties) {
-    properties.Parse<rapidjson::kParseValidateEncodingFlag>(row.properties_json.data, row.properties_json.size);
-    if (properties.HasParseError())
-      return fail(std::string("properties are not valid JSON: ") +
-                  rapidjson::GetParseError_En(properties.GetParseError()));
-    if (!properties.IsObject()) return fail("properties are not a JSON object");
+    rapidjson::MemoryStream stream(row.properties_json.data, row.properties_json.size);
+    RootIsObject handler;
+    const rapidjson::ParseResult parsed = state_->reader.Parse<rapidjson::kParseValidateEncodingFlag>(stream, handler);
+    if (parsed.IsError())
+      return fail(std::string("properties are not valid JSON: ") + rapidjson::GetParseError_En(parsed.Code()));
+    if (!handler.root_is_object) return fail("properties are not a JSON object");
   }
 
   auto& buffer = state_->buffer;
@@ -127,7 +87,9 @@ bool RowEncoder::append(const wep_row& row, std::string& out, std::string& why) 
   bool ok = writer.StartObject();
   ok = ok && writer.Key("event_id") && string(row.event_id);
   ok = ok && writer.Key("event_type") && string(row.event_type);
-  ok = ok && writer.Key("properties") && (has_properties ? properties.Accept(writer) : writer.Null());
+  ok = ok && writer.Key("properties") &&
+       (has_properties ? writer.RawValue(row.properties_json.data, row.properties_json.size, rapidjson::kObjectType)
+                       : writer.Null());
   ok = ok && writer.Key("user_id") && (row.user_id.size > 0 ? string(row.user_id) : writer.Null());
   ok = ok && writer.Key("created_at") && string(row.created_at);
   ok = ok && writer.EndObject();

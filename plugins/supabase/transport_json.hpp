@@ -14,18 +14,19 @@
 namespace wep::transport {
 
 // Parses `config_json` into `config` and validates it against the draft-04
-// JSON Schema `schema_json`. Throws wep::Error(WEP_ERR_INVALID_ARGUMENT) with
-// a message that starts with "<plugin> config:" and names the offending key,
-// e.g. "supabase config: key 'timeout_ms' must be an integer".
+// JSON Schema `schema_json` (wep::json_config). Throws
+// wep::Error(WEP_ERR_INVALID_ARGUMENT) with a message that starts with
+// "<plugin> config:" and names the offending key, e.g.
+// "supabase config: key 'timeout_ms': expected an integer, got a string".
 void parse_config(std::string_view plugin, std::string_view config_json, const char* schema_json,
                   rapidjson::Document& config);
 
 // Encodes rows as compact JSON objects with exactly these keys, in order:
 //   {"event_id": "...", "event_type": "...", "properties": {...} | null,
 //    "user_id": "..." | null, "created_at": "..."}
-// `properties` is the row's properties_json parsed and re-emitted as an
-// object (never a string holding JSON); empty properties_json or user_id map
-// to null. Not thread-safe: one encoder per thread (it reuses its buffers).
+// `properties` is the row's properties_json, checked to be one JSON object
+// and embedded as that object (never a string holding JSON); empty
+// properties_json or user_id map to null. Not thread-safe: one encoder per thread (it reuses its buffers).
 class RowEncoder {
  public:
   RowEncoder();

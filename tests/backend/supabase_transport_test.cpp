@@ -476,7 +476,7 @@ BOOST_AUTO_TEST_CASE(bad_configs_are_refused_naming_the_key) {
       {"{\"url\":\"https://x.supabase.co\",\"api_key\":\"k\",\"ca_file\":\"/no/such/ca.pem\"}", "'ca_file'"},
       {"{\"url\":\"https://x.supabase.co\",\"api_key\":\"k\",\"colour\":\"blue\"}", "'colour'"},
       {"{\"url\":\"https://x.supabase.co\",\"api_key\":\"k\"", "not valid JSON"},
-      {"[1,2]", "JSON object"},
+      {"[1,2]", "expected an object"},
   };
   for (const auto& [config, expected] : cases) {
     LoadedTransport transport(SUPABASE_PATH, config, dir.str());

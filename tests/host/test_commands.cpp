@@ -177,7 +177,7 @@ BOOST_AUTO_TEST_CASE(the_executable_refuses_a_bad_config_with_exit_2_naming_the_
       {R"({"data_dir": "d", "settings": {"analytics_enabled": "no"}})", "/settings/analytics_enabled"},
       {R"({"data_dir": "d", "plugins": [{"path": "libmissing.so"}]})", "libmissing.so"},
       {R"({"data_dir": "d", "extra": true})", "/extra"},
-      {"not json", "invalid JSON"},
+      {"not json", "not valid JSON"},
   };
   int index = 0;
   for (const auto& [json, named] : cases) {

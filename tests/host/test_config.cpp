@@ -26,28 +26,28 @@ std::string error_of(const std::string& json) {
 BOOST_AUTO_TEST_CASE(bad_configs_are_refused_naming_the_key) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {R"({})", "config: /data_dir: required key missing"},
-      {R"({"data_dir": 5})", "config: /data_dir: expected string, got integer"},
+      {R"({"data_dir": 5})", "config: /data_dir: expected a string, got an integer"},
       {R"({"data_dir": ""})", "config: /data_dir: must not be empty"},
       {R"({"data_dir": "d", "bogus": 1})", "config: /bogus: unknown key"},
-      {R"({"data_dir": "d", "plugins": {}})", "config: /plugins: expected array, got object"},
-      {R"({"data_dir": "d", "plugins": [{"path": 7}]})", "config: /plugins/0/path: expected string, got integer"},
+      {R"({"data_dir": "d", "plugins": {}})", "config: /plugins: expected an array, got an object"},
+      {R"({"data_dir": "d", "plugins": [{"path": 7}]})", "config: /plugins/0/path: expected a string, got an integer"},
       {R"({"data_dir": "d", "plugins": [{"path": "a.so"}, {}]})", "config: /plugins/1/path: required key missing"},
       {R"({"data_dir": "d", "plugins": [{"path": "a.so", "conf": {}}]})", "config: /plugins/0/conf: unknown key"},
       {R"({"data_dir": "d", "plugins": [{"path": "a.so", "config": []}]})",
-       "config: /plugins/0/config: expected object, got array"},
+       "config: /plugins/0/config: expected an object, got an array"},
       {R"({"data_dir": "d", "settings": {"analytics_enabled": "yes"}})",
-       "config: /settings/analytics_enabled: expected boolean, got string"},
-      {R"({"data_dir": "d", "settings": []})", "config: /settings: expected object, got array"},
+       "config: /settings/analytics_enabled: expected a boolean, got a string"},
+      {R"({"data_dir": "d", "settings": []})", "config: /settings: expected an object, got an array"},
       {R"({"data_dir": "d", "lane_capacity": 0})", "config: /lane_capacity: must be >= 1"},
       {R"({"data_dir": "d", "plugin_stop_timeout_ms": 1.5})",
-       "config: /plugin_stop_timeout_ms: expected integer, got number"},
-      {R"([1])", "config: /: expected object, got array"},
+       "config: /plugin_stop_timeout_ms: expected an integer, got a number"},
+      {R"([1])", "config: /: expected an object, got an array"},
   };
   for (const auto& [json, expected] : cases) {
     const std::string message = error_of(json);
     BOOST_TEST(message == expected, "for " << json << ": got '" << message << "'");
   }
-  BOOST_TEST(error_of("{\"data_dir\": ").find("config: invalid JSON at offset") == 0);
+  BOOST_TEST(error_of("{\"data_dir\": ").find("config: /: not valid JSON (offset ") == 0);
 }
 
 BOOST_AUTO_TEST_CASE(a_good_config_resolves_relative_paths_against_its_folder) {
