@@ -6,13 +6,12 @@
 // Thread safety: every public method may be called from any thread.
 #pragma once
 
-#include "config.hpp"
-#include "stats.hpp"
-
-#include <wep/plugin.hpp>
-
 #include <cstdint>
 #include <memory>
+#include <wep/plugin.hpp>
+
+#include "config.hpp"
+#include "stats.hpp"
 
 namespace analytics {
 

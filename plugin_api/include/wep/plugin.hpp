@@ -20,9 +20,7 @@ inline wep_str str(std::string_view s) { return {s.data(), s.size()}; }
 
 // A wep_sink that appends to a std::string owned by the caller.
 inline wep_sink string_sink(std::string& out) {
-  return {&out, [](void* ctx, const char* data, size_t size) {
-            static_cast<std::string*>(ctx)->append(data, size);
-          }};
+  return {&out, [](void* ctx, const char* data, size_t size) { static_cast<std::string*>(ctx)->append(data, size); }};
 }
 
 inline void write(wep_sink* sink, std::string_view text) {
@@ -254,43 +252,51 @@ inline void cancel(wep_plugin* self) noexcept { impl_of<TransportPlugin>(self).c
 // Defines the plugin's one exported entry point for an effect plugin.
 // `factory` is an expression callable as factory(wep::Host) returning
 // std::unique_ptr<wep::EffectPlugin>.
-#define WEP_EFFECT_PLUGIN(plugin_name, plugin_version, factory)                                                \
-  WEP_EXPORT const wep_plugin_descriptor* wep_plugin_entry(void) {                                             \
-    static const wep_effect_plugin_vtable vtable = {                                                           \
-        sizeof(wep_effect_plugin_vtable),                                                                      \
-        [](const wep_host_api* host, wep_sink* error) noexcept {                                               \
-          return ::wep::detail::create<::wep::EffectPlugin>(host, error, factory);                             \
-        },                                                                                                     \
-        ::wep::detail::start<::wep::EffectPlugin>,                                                             \
-        ::wep::detail::on_event,                                                                               \
-        ::wep::detail::pending_count,                                                                          \
-        ::wep::detail::stats_json,                                                                             \
-        ::wep::detail::stop<::wep::EffectPlugin>,                                                              \
-        ::wep::detail::destroy<::wep::EffectPlugin>,                                                           \
-    };                                                                                                         \
-    static const wep_plugin_descriptor descriptor = {                                                          \
-        WEP_API_VERSION_MAJOR, WEP_API_VERSION_MINOR, sizeof(wep_plugin_descriptor), plugin_name,              \
-        plugin_version,        &vtable,               nullptr};                                                \
-    return &descriptor;                                                                                        \
+#define WEP_EFFECT_PLUGIN(plugin_name, plugin_version, factory)                     \
+  WEP_EXPORT const wep_plugin_descriptor* wep_plugin_entry(void) {                  \
+    static const wep_effect_plugin_vtable vtable = {                                \
+        sizeof(wep_effect_plugin_vtable),                                           \
+        [](const wep_host_api* host, wep_sink* error) noexcept {                    \
+          return ::wep::detail::create<::wep::EffectPlugin>(host, error, factory);  \
+        },                                                                          \
+        ::wep::detail::start<::wep::EffectPlugin>,                                  \
+        ::wep::detail::on_event,                                                    \
+        ::wep::detail::pending_count,                                               \
+        ::wep::detail::stats_json,                                                  \
+        ::wep::detail::stop<::wep::EffectPlugin>,                                   \
+        ::wep::detail::destroy<::wep::EffectPlugin>,                                \
+    };                                                                              \
+    static const wep_plugin_descriptor descriptor = {WEP_API_VERSION_MAJOR,         \
+                                                     WEP_API_VERSION_MINOR,         \
+                                                     sizeof(wep_plugin_descriptor), \
+                                                     plugin_name,                   \
+                                                     plugin_version,                \
+                                                     &vtable,                       \
+                                                     nullptr};                      \
+    return &descriptor;                                                             \
   }
 
 // The same for a transport; factory(wep::Host) returns
 // std::unique_ptr<wep::TransportPlugin>.
-#define WEP_TRANSPORT_PLUGIN(plugin_name, plugin_version, factory)                                             \
-  WEP_EXPORT const wep_plugin_descriptor* wep_plugin_entry(void) {                                             \
-    static const wep_transport_vtable vtable = {                                                               \
-        sizeof(wep_transport_vtable),                                                                          \
-        [](const wep_host_api* host, wep_sink* error) noexcept {                                               \
-          return ::wep::detail::create<::wep::TransportPlugin>(host, error, factory);                          \
-        },                                                                                                     \
-        ::wep::detail::start<::wep::TransportPlugin>,                                                          \
-        ::wep::detail::send,                                                                                   \
-        ::wep::detail::cancel,                                                                                 \
-        ::wep::detail::stop<::wep::TransportPlugin>,                                                           \
-        ::wep::detail::destroy<::wep::TransportPlugin>,                                                        \
-    };                                                                                                         \
-    static const wep_plugin_descriptor descriptor = {                                                          \
-        WEP_API_VERSION_MAJOR, WEP_API_VERSION_MINOR, sizeof(wep_plugin_descriptor), plugin_name,              \
-        plugin_version,        nullptr,               &vtable};                                                \
-    return &descriptor;                                                                                        \
+#define WEP_TRANSPORT_PLUGIN(plugin_name, plugin_version, factory)                    \
+  WEP_EXPORT const wep_plugin_descriptor* wep_plugin_entry(void) {                    \
+    static const wep_transport_vtable vtable = {                                      \
+        sizeof(wep_transport_vtable),                                                 \
+        [](const wep_host_api* host, wep_sink* error) noexcept {                      \
+          return ::wep::detail::create<::wep::TransportPlugin>(host, error, factory); \
+        },                                                                            \
+        ::wep::detail::start<::wep::TransportPlugin>,                                 \
+        ::wep::detail::send,                                                          \
+        ::wep::detail::cancel,                                                        \
+        ::wep::detail::stop<::wep::TransportPlugin>,                                  \
+        ::wep::detail::destroy<::wep::TransportPlugin>,                               \
+    };                                                                                \
+    static const wep_plugin_descriptor descriptor = {WEP_API_VERSION_MAJOR,           \
+                                                     WEP_API_VERSION_MINOR,           \
+                                                     sizeof(wep_plugin_descriptor),   \
+                                                     plugin_name,                     \
+                                                     plugin_version,                  \
+                                                     nullptr,                         \
+                                                     &vtable};                        \
+    return &descriptor;                                                               \
   }

@@ -201,11 +201,13 @@ typedef struct wep_batch {
 /* What a transport says about one batch. */
 #define WEP_VERDICT_DELIVERED 0   /* every row is stored at the server */
 #define WEP_VERDICT_RETRY_LATER 1 /* transient; nothing lost, send again */
-#define WEP_VERDICT_REJECTED 2    /* the rows flagged in `rejected` are refused
-                                     for good; the others were not stored */
-#define WEP_VERDICT_TOO_LARGE 3   /* the batch is too large; split it */
-#define WEP_VERDICT_FAILED 4      /* not transient (auth, missing table,
-                                     bad config); keep rows, retry slowly */
+#define WEP_VERDICT_REJECTED                                                  \
+  2                             /* the rows flagged in `rejected` are refused \
+                                   for good; the others were not stored */
+#define WEP_VERDICT_TOO_LARGE 3 /* the batch is too large; split it */
+#define WEP_VERDICT_FAILED                 \
+  4 /* not transient (auth, missing table, \
+       bad config); keep rows, retry slowly */
 
 /* Filled in by the transport; allocated by the caller. */
 typedef struct wep_verdict {

@@ -7,12 +7,10 @@
 // calls (start/stop/destroy). Query calls follow the vtable's contract.
 #pragma once
 
-#include <wep/plugin.hpp>
-
 #include <boost/dll/shared_library.hpp>
-
 #include <memory>
 #include <string>
+#include <wep/plugin.hpp>
 
 namespace wep {
 
