@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build ccache pkg-config ca-certificates openssl
   libboost-dev libboost-filesystem-dev libboost-test-dev
-  libsqlite3-dev sqlite3 rapidjson-dev libpoco-dev libssl-dev python3
+  libsqlite3-dev sqlite3 rapidjson-dev libpoco-dev libssl-dev
 )
 missing=()
 for p in "${packages[@]}"; do
