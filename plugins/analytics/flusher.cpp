@@ -135,6 +135,12 @@ struct Flusher::Impl {
   std::unique_ptr<FlusherQueue> queue;  // its own store connection and thread
   Backoff backoff;
   Clock::duration delay{};  // with PassResult::kBackoff
+  struct SendBuffers {
+    std::vector<std::string> created_at_iso;  // wire[i].created_at points into these
+    std::vector<wep_row> wire;
+    std::vector<uint8_t> rejected;
+    std::string reason;
+  } send_buffers;  // send_rows()'s, kept between batches
 
   bool active_locked() const { return online && enabled && !stopping; }
   bool interrupted() {
@@ -323,10 +329,12 @@ PassResult Flusher::Impl::send_rows(std::vector<QueuedRow>& rows) {
   work.emplace_back(rows.size());
   std::iota(work.back().begin(), work.back().end(), size_t{0});
 
-  std::vector<std::string> created_at_iso;
-  std::vector<wep_row> wire;
-  std::vector<uint8_t> rejected;
-  std::string reason;
+  // The per-request buffers are the thread's (see Impl): reused, so a batch
+  // frees no large block (which made malloc consolidate on every batch).
+  std::vector<std::string>& created_at_iso = send_buffers.created_at_iso;
+  std::vector<wep_row>& wire = send_buffers.wire;
+  std::vector<uint8_t>& rejected = send_buffers.rejected;
+  std::string& reason = send_buffers.reason;
 
   auto ids_of = [&](const std::vector<size_t>& indices) {
     std::vector<int64_t> ids;
@@ -354,7 +362,8 @@ PassResult Flusher::Impl::send_rows(std::vector<QueuedRow>& rows) {
 
     created_at_iso.clear();
     wire.clear();
-    created_at_iso.reserve(indices.size());
+    created_at_iso.reserve(indices.size());  // no reallocation below: wire points into it
+    wire.reserve(indices.size());
     for (size_t i : indices) {
       const QueuedRow& row = rows[i];
       created_at_iso.push_back(iso8601_utc(row.created_at));

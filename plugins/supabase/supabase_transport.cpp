@@ -119,10 +119,11 @@ struct Config {
   bool https = true;
   std::string host;  // no brackets for IPv6
   uint16_t port = 443;
-  std::string host_header;  // Host: value
-  std::string target;       // /rest/v1/{table}?on_conflict=event_id (after any path prefix)
-  std::string display_url;  // {url}/rest/v1/{table}, for messages
-  std::string api_key;      // secret-ish: never logged, never in a reason
+  std::string host_header;    // Host: value
+  std::string target;         // /rest/v1/{table}?on_conflict=event_id (after any path prefix)
+  std::string display_url;    // {url}/rest/v1/{table}, for messages
+  std::string api_key;        // secret-ish: never logged, never in a reason
+  std::string authorization;  // "Bearer {api_key}", the same care
   std::string table = kDefaultTable;
   std::string ca_file;  // empty: the system CA store
   uint32_t timeout_ms = kDefaultTimeoutMs;
@@ -138,6 +139,7 @@ Config read_config(const wep::Host& host) {
 
   Config config;
   config.api_key = json["api_key"].GetString();
+  config.authorization = "Bearer " + config.api_key;
   if (json.HasMember("table")) config.table = json["table"].GetString();
   if (json.HasMember("timeout_ms")) config.timeout_ms = json["timeout_ms"].GetUint();
   if (json.HasMember("ca_file")) {
@@ -420,7 +422,7 @@ class SupabaseTransport final : public wep::TransportPlugin {
       request.setContentType("application/json");
       request.setContentLength(static_cast<std::streamsize>(body_.size()));
       request.set("apikey", config_.api_key);
-      request.set("Authorization", "Bearer " + config_.api_key);
+      request.set("Authorization", config_.authorization);
       request.set("Prefer", "return=minimal, resolution=ignore-duplicates");
       request.set("User-Agent", "wep-supabase-transport/1");
       std::ostream& out = connection_.session->sendRequest(request);
@@ -482,13 +484,18 @@ class SupabaseTransport final : public wep::TransportPlugin {
   // connection set-up, then the exchange -- by timeout_ms, shutting the
   // socket down as cancel() does. Name resolution cannot be interrupted.
 
+  // Wakes the watchdog only when it would otherwise sleep past the new
+  // deadline: while requests follow each other it sleeps until an earlier
+  // deadline, then re-checks and sleeps on, so a request costs it no wake-up.
   void arm_deadline() {
+    bool wake_watchdog = false;
     {
       std::lock_guard lock(cancel_mutex_);
       deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.timeout_ms);
       deadline_passed_ = false;
+      wake_watchdog = !watchdog_sleeps_until_ || *watchdog_sleeps_until_ > *deadline_;
     }
-    watchdog_wakeup_.notify_one();
+    if (wake_watchdog) watchdog_wakeup_.notify_one();
   }
 
   void disarm_deadline() {
@@ -505,14 +512,17 @@ class SupabaseTransport final : public wep::TransportPlugin {
     std::unique_lock lock(cancel_mutex_);
     while (!watchdog_stopping_) {
       if (!deadline_) {
+        watchdog_sleeps_until_.reset();
         watchdog_wakeup_.wait(lock);
         continue;
       }
       const auto deadline = *deadline_;
       if (std::chrono::steady_clock::now() < deadline) {
+        watchdog_sleeps_until_ = deadline;
         watchdog_wakeup_.wait_until(lock, deadline);
         continue;  // re-check: the deadline may have moved or been disarmed
       }
+      watchdog_sleeps_until_.reset();
       deadline_.reset();
       deadline_passed_ = true;
       if (cancel_fd_ >= 0) ::shutdown(cancel_fd_, SHUT_RDWR);
@@ -574,6 +584,8 @@ class SupabaseTransport final : public wep::TransportPlugin {
   int cancel_fd_ = -1;                                             // a duplicate of the connection's socket, owned here
   std::optional<std::chrono::steady_clock::time_point> deadline_;  // of the current phase
   bool deadline_passed_ = false;
+  // When the watchdog wakes by itself; empty while it waits for a notify.
+  std::optional<std::chrono::steady_clock::time_point> watchdog_sleeps_until_;
   bool watchdog_stopping_ = false;
   std::condition_variable watchdog_wakeup_;
   std::thread watchdog_;  // started by start(), joined by stop() or the destructor

@@ -48,6 +48,32 @@ struct RootIsObject : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, RootIsObje
   }
 };
 
+// True when `s` is printable ASCII without '"' or '\\': such text is valid
+// UTF-8 and JSON needs no escape in it, so it can be copied between quotes
+// exactly as rapidjson's Writer would write it.
+bool is_plain_ascii(wep_str s) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(s.data);
+  bool plain = true;
+  for (size_t i = 0; i < s.size; ++i) {  // no early exit: the loop vectorizes
+    const unsigned char c = bytes[i];
+    plain &= c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+  }
+  return plain;
+}
+
+bool is_ascii(wep_str s) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(s.data);
+  unsigned char high_bits = 0;
+  for (size_t i = 0; i < s.size; ++i) high_bits |= bytes[i];
+  return high_bits < 0x80;
+}
+
+void append_quoted(std::string& out, wep_str s) {
+  out.push_back('"');
+  out.append(s.data, s.size);
+  out.push_back('"');
+}
+
 }  // namespace
 
 struct RowEncoder::State {
@@ -72,10 +98,39 @@ bool RowEncoder::append(const wep_row& row, std::string& out, std::string& why) 
   if (has_properties) {
     rapidjson::MemoryStream stream(row.properties_json.data, row.properties_json.size);
     RootIsObject handler;
-    const rapidjson::ParseResult parsed = state_->reader.Parse<rapidjson::kParseValidateEncodingFlag>(stream, handler);
+    // ASCII is valid UTF-8: only text with other bytes needs the (slower)
+    // encoding check.
+    const rapidjson::ParseResult parsed =
+        is_ascii(row.properties_json) ? state_->reader.Parse(stream, handler)
+                                      : state_->reader.Parse<rapidjson::kParseValidateEncodingFlag>(stream, handler);
     if (parsed.IsError())
       return fail(std::string("properties are not valid JSON: ") + rapidjson::GetParseError_En(parsed.Code()));
     if (!handler.root_is_object) return fail("properties are not a JSON object");
+  }
+
+  // Fast path, byte for byte what the Writer below writes: every text field is
+  // printable ASCII with nothing to escape (event ids, types, ISO dates and
+  // pseudonymous ids nearly always are).
+  if (is_plain_ascii(row.event_id) && is_plain_ascii(row.event_type) && is_plain_ascii(row.user_id) &&
+      is_plain_ascii(row.created_at)) {
+    out.append(R"({"event_id":)");
+    append_quoted(out, row.event_id);
+    out.append(R"(,"event_type":)");
+    append_quoted(out, row.event_type);
+    out.append(R"(,"properties":)");
+    if (has_properties)
+      out.append(row.properties_json.data, row.properties_json.size);
+    else
+      out.append("null");
+    out.append(R"(,"user_id":)");
+    if (row.user_id.size > 0)
+      append_quoted(out, row.user_id);
+    else
+      out.append("null");
+    out.append(R"(,"created_at":)");
+    append_quoted(out, row.created_at);
+    out.push_back('}');
+    return true;
   }
 
   auto& buffer = state_->buffer;

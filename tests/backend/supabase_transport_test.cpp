@@ -219,6 +219,39 @@ BOOST_AUTO_TEST_CASE(a_row_that_cannot_be_encoded_is_flagged_and_nothing_is_sent
   BOOST_CHECK_EQUAL(f.backend.counters().requests, 0u);
 }
 
+BOOST_AUTO_TEST_CASE(text_that_needs_escaping_or_is_not_ascii_arrives_intact) {
+  Fixture f;
+  Rows rows;
+  rows.add(1, "quote\"back\\slash", "{\"city\":\"Z\u00fcrich\"}", "user-\xc3\xa9\xe2\x82\xac")  // valid UTF-8
+      .add(2, "tab\there", "{\"emoji\":\"\xf0\x9f\x98\x80\"}");
+  const auto outcome = f.transport.send(rows);
+  CHECK_VERDICT(outcome, WEP_VERDICT_DELIVERED);
+  BOOST_CHECK(f.backend.contract_violations().empty());
+  const auto first = f.backend.row(wep::test::event_id_for(1));
+  BOOST_REQUIRE(first);
+  BOOST_CHECK_EQUAL(first->event_type, "quote\"back\\slash");
+  BOOST_REQUIRE(first->user_id);
+  BOOST_CHECK_EQUAL(*first->user_id, "user-\xc3\xa9\xe2\x82\xac");
+  const auto second = f.backend.row(wep::test::event_id_for(2));
+  BOOST_REQUIRE(second);
+  BOOST_CHECK_EQUAL(second->event_type, "tab\there");
+  BOOST_CHECK(second->properties_json.find("\xf0\x9f\x98\x80") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(invalid_utf8_in_any_field_is_flagged_on_its_own) {
+  Fixture f;
+  Rows rows;
+  rows.add(1)
+      .add(2, "bad\xff-type")
+      .add(3, "note_created", "{\"k\":\"\xc3\x28\"}")
+      .add(4, "note_created", "{}", "user-\xe2\x82")
+      .add(5);
+  const auto outcome = f.transport.send(rows);
+  CHECK_VERDICT(outcome, WEP_VERDICT_REJECTED);
+  BOOST_CHECK(outcome.rejected == std::vector<uint8_t>({0, 1, 1, 1, 0}));
+  BOOST_CHECK_EQUAL(f.backend.counters().requests, 0u);
+}
+
 BOOST_AUTO_TEST_CASE(auth_permission_and_missing_table_fail_with_the_cause) {
   Backend backend;
   TempDir dir;
