@@ -5,6 +5,7 @@
 // that must call on_event themselves).
 #pragma once
 
+#include <Poco/UUID.h>
 #include <rapidjson/document.h>
 #include <rapidjson/pointer.h>
 #include <sqlite3.h>
@@ -304,18 +305,11 @@ inline bool is_spec_timestamp(const std::string& text) {
   return true;
 }
 
-// A lower-case RFC 4122 UUID of version 5 (name-based, SHA-1).
+// A canonical (lower-case) RFC 4122 UUID of version 5 (name-based, SHA-1).
 inline bool is_uuid_v5(const std::string& id) {
-  if (id.size() != 36) return false;
-  for (size_t i = 0; i < id.size(); ++i) {
-    const char c = id[i];
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (c != '-') return false;
-    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-      return false;
-    }
-  }
-  return id[14] == '5' && std::string_view("89ab").find(id[19]) != std::string_view::npos;
+  Poco::UUID uuid;
+  return uuid.tryParse(id) && uuid.toString() == id && uuid.version() == Poco::UUID::UUID_NAME_BASED_SHA1 &&
+         uuid.variant() == 2;
 }
 
 // The integer property "n" of a properties JSON text, if any.

@@ -1,5 +1,7 @@
 // The host's stores: event log, identity, settings; bad input refused.
 #define BOOST_TEST_MODULE host_stores
+#include <Poco/UUID.h>
+
 #include <boost/test/unit_test.hpp>
 
 #include "test_support.hpp"
@@ -13,18 +15,10 @@ using test_support::TempDir;
 namespace {
 const std::string kEffect = TEST_EFFECT_PLUGIN_PATH;
 
-// xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx, lower-case hex (RFC 4122 v4).
+// A canonical (lower-case) RFC 4122 UUID of version 4 (random).
 bool is_uuid_v4(const std::string& id) {
-  if (id.size() != 36) return false;
-  for (size_t i = 0; i < id.size(); ++i) {
-    const char c = id[i];
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (c != '-') return false;
-    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-      return false;
-    }
-  }
-  return id[14] == '4' && std::string("89ab").find(id[19]) != std::string::npos;
+  Poco::UUID uuid;
+  return uuid.tryParse(id) && uuid.toString() == id && uuid.version() == Poco::UUID::UUID_RANDOM && uuid.variant() == 2;
 }
 
 std::string error_of(const std::function<void()>& action) {
