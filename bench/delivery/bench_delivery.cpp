@@ -7,8 +7,9 @@
 // from the transport's); plus the process RSS sampled while the plugin
 // drains the backlog.
 //
-//   bench_delivery [events] [batch_size] [rounds] [--plugin-only]
-//   (defaults 1000000 events, 500 rows per request, 3 rounds)
+//   bench_delivery [events] [batch_size] [rounds] [--plugin-only] [--no-pin]
+//   (defaults 1000000 events, 500 rows per request, 5 rounds; see
+//   CpuPlacement for --no-pin)
 //
 // The backlog is pre-filled straight into the plugin's SQLite queue (one
 // transaction) while the host is stopped, so the figure is the delivery path
@@ -28,19 +29,23 @@
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+#include <sched.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <host_stub/host.hpp>
 #include <iomanip>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -69,28 +74,60 @@ int64_t rss_kb() {
   return -1;
 }
 
+// Where the backend and the client run. Pinned (the default on a machine
+// with 2+ CPUs): the backend process on one CPU, every thread of this
+// process (the client side: host, plugin, flusher, transport, reference
+// client) on another, as if the backend were another machine. Unpinned,
+// the backend and the client compete for the same CPUs, and whichever side
+// does more work of its own (the plugin reads, hashes and deletes rows; the
+// reference sends bodies built in advance) also slows the other.
+struct CpuPlacement {
+  bool pinned = false;
+  int backend_cpu = 0;
+  int client_cpu = 1;
+};
+CpuPlacement g_placement;
+
+void run_calling_thread_on(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (sched_setaffinity(0, sizeof set, &set) != 0) {
+    throw std::runtime_error("cannot pin to CPU " + std::to_string(cpu) + ": " + std::strerror(errno));
+  }
+}
+
 // A test-backend process on an ephemeral port; stopped when destroyed.
 class BackendProcess {
  public:
-  explicit BackendProcess(const std::filesystem::path& work_dir)
-      : process_(TEST_BACKEND_PATH,
-                 {"--cert", wep::test::test_certificates().server_cert, "--key",
-                  wep::test::test_certificates().server_key, "--api-key", kApiKey},
-                 work_dir / "test-backend.log") {
-    auto line = process_.read_line(std::chrono::seconds(30));
+  explicit BackendProcess(const std::filesystem::path& work_dir) {
+    // A child starts with its parent thread's CPU mask, and so do the
+    // threads it creates.
+    if (g_placement.pinned) run_calling_thread_on(g_placement.backend_cpu);
+    try {
+      process_.emplace(TEST_BACKEND_PATH,
+                       std::vector<std::string>{"--cert", wep::test::test_certificates().server_cert, "--key",
+                                                wep::test::test_certificates().server_key, "--api-key", kApiKey},
+                       work_dir / "test-backend.log");
+    } catch (...) {
+      if (g_placement.pinned) run_calling_thread_on(g_placement.client_cpu);
+      throw;
+    }
+    if (g_placement.pinned) run_calling_thread_on(g_placement.client_cpu);
+    auto line = process_->read_line(std::chrono::seconds(30));
     const std::string prefix = "listening https://127.0.0.1:";
     if (!line || line->rfind(prefix, 0) != 0) throw std::runtime_error("test-backend did not start");
     port_ = static_cast<uint16_t>(std::stoi(line->substr(prefix.size())));
   }
   ~BackendProcess() {
-    process_.close_stdin();  // its lifeline: it exits at end of input
-    process_.wait_exit(std::chrono::seconds(30));
+    process_->close_stdin();  // its lifeline: it exits at end of input
+    process_->wait_exit(std::chrono::seconds(30));
   }
   uint16_t port() const { return port_; }
   std::string url() const { return "https://localhost:" + std::to_string(port_); }
 
  private:
-  delivery_test::ChildProcess process_;
+  std::optional<delivery_test::ChildProcess> process_;
   uint16_t port_ = 0;
 };
 
@@ -223,7 +260,7 @@ struct PluginFigures {
   int64_t rss_before_fill_kb = 0, rss_at_online_kb = 0, rss_min_kb = 0, rss_max_kb = 0, rss_end_kb = 0;
   std::vector<int64_t> rss_samples;
   std::vector<int64_t> heap_samples;
-  std::string user_id;  // the host's pseudonymous id, reused by the reference rows
+  std::string user_id;  // the host's pseudonymous id
 };
 
 PluginFigures run_plugin(const std::filesystem::path& work, int64_t events, uint32_t batch_size) {
@@ -241,6 +278,7 @@ PluginFigures run_plugin(const std::filesystem::path& work, int64_t events, uint
     figures.user_id = host.pseudonymous_id();
   }
   prefill_queue(data_dir / "plugins" / "analytics" / "analytics.db", events, figures.user_id);
+  ::sync();  // the backlog's write-back is the bench's set-up, not the plugin's work
 
   host_stub::Host host(options);
   const int64_t pending = host.pending().value_or(-1);
@@ -414,8 +452,11 @@ ReferenceFigures run_reference(const std::filesystem::path& work, int64_t events
 
 double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
+  const size_t n = values.size();
+  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
 }
+
+enum class Phase { kPlugin, kTransportAlone, kReference };
 
 }  // namespace
 
@@ -423,52 +464,103 @@ int main(int argc, char** argv) {
   try {
     std::vector<std::string> args(argv + 1, argv + argc);
     const bool plugin_only = std::erase(args, "--plugin-only") > 0;
+    const bool no_pin = std::erase(args, "--no-pin") > 0;
     const int64_t events = args.size() > 0 ? std::stoll(args[0]) : 1000000;
     const uint32_t batch_size = args.size() > 1 ? static_cast<uint32_t>(std::stoul(args[1])) : 500;
-    const int rounds = args.size() > 2 ? std::stoi(args[2]) : 3;
+    const int rounds = args.size() > 2 ? std::stoi(args[2]) : 5;
     if (events < 1 || batch_size < 1 || rounds < 1) {
-      std::cerr << "usage: bench_delivery [events >= 1] [batch_size >= 1] [rounds >= 1] [--plugin-only]\n";
+      std::cerr << "usage: bench_delivery [events >= 1] [batch_size >= 1] [rounds >= 1] [--plugin-only] "
+                   "[--no-pin]\n";
       return 2;
     }
     const std::filesystem::path work =
         std::filesystem::temp_directory_path() / ("wep-bench-delivery-" + std::to_string(::getpid()));
     std::filesystem::create_directories(work);
     std::cout << "events: " << events << "\nbatch_size: " << batch_size << "\nrounds: " << rounds << std::endl;
+    if (!no_pin) {
+      cpu_set_t allowed;
+      CPU_ZERO(&allowed);
+      if (sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) >= 2) {
+        std::vector<int> cpus;
+        for (int cpu = 0; cpu < CPU_SETSIZE && cpus.size() < 2; ++cpu)
+          if (CPU_ISSET(cpu, &allowed)) cpus.push_back(cpu);
+        g_placement = {true, cpus[0], cpus[1]};
+        run_calling_thread_on(g_placement.client_cpu);  // before any thread starts: all inherit it
+      }
+    }
+    std::cout << "cpu_placement: "
+              << (g_placement.pinned ? "backend on CPU " + std::to_string(g_placement.backend_cpu) +
+                                           ", client on CPU " + std::to_string(g_placement.client_cpu)
+                                     : std::string("unpinned (backend and client share the CPUs)"))
+              << std::endl;
     std::cout << std::fixed << std::setprecision(0);
 
-    // Rounds alternate plugin and reference so that both see the same load
-    // on a shared machine; the medians are compared. Memory figures come
-    // from the first plugin round (nothing ran in the process before it).
+    // Every round runs the three phases back to back, in an order that
+    // rotates from round to round (round 1: plugin first, so its memory
+    // figures come from a process nothing ran in before), and compares them
+    // within the round: the machine's speed drifts over minutes, so a ratio
+    // of two phases seconds apart is the stable figure, and the median of
+    // those ratios is the headline.
     std::vector<double> plugin_rates, reference_rates, transport_rates;
+    std::vector<double> plugin_ratios, transport_ratios;
+    const std::vector<Phase> phases =
+        plugin_only ? std::vector<Phase>{Phase::kPlugin}
+                    : std::vector<Phase>{Phase::kPlugin, Phase::kTransportAlone, Phase::kReference};
+    // The backend checks user_id only for shape: a pseudonymous id like the host's.
+    const std::string user_id = Poco::UUIDGenerator::defaultGenerator().createRandom().toString();
     Poco::Net::initializeSSL();
     for (int round = 1; round <= rounds; ++round) {
       const std::filesystem::path round_dir = work / ("round-" + std::to_string(round));
-      const PluginFigures plugin = run_plugin(round_dir, events, batch_size);
-      plugin_rates.push_back(plugin.events_per_s);
-      std::cout << "round " << round << " plugin_delivered_events_per_s: " << plugin.events_per_s
-                << " requests: " << plugin.requests << std::endl;
-      if (round == 1) {
-        std::cout << "rss_kb_before_backlog: " << plugin.rss_before_fill_kb << "\n"
-                  << "rss_kb_at_online: " << plugin.rss_at_online_kb << "\n"
-                  << "rss_kb_min_while_draining: " << plugin.rss_min_kb << "\n"
-                  << "rss_kb_max_while_draining: " << plugin.rss_max_kb << "\n"
-                  << "rss_kb_after_drain: " << plugin.rss_end_kb << "\n";
-        const size_t step = std::max<size_t>(1, plugin.rss_samples.size() / 20);
-        std::cout << "rss_kb_samples:";
-        for (size_t i = 0; i < plugin.rss_samples.size(); i += step) std::cout << ' ' << plugin.rss_samples[i];
-        std::cout << "\nheap_in_use_kb_samples:";
-        for (size_t i = 0; i < plugin.heap_samples.size(); i += step) std::cout << ' ' << plugin.heap_samples[i];
-        std::cout << std::endl;
+      std::filesystem::create_directories(round_dir);
+      double plugin_rate = 0, transport_rate = 0, reference_rate = 0;
+      for (size_t k = 0; k < phases.size(); ++k) {
+        switch (phases[(k + static_cast<size_t>(round - 1)) % phases.size()]) {
+          case Phase::kPlugin: {
+            const PluginFigures plugin = run_plugin(round_dir, events, batch_size);
+            plugin_rate = plugin.events_per_s;
+            std::cout << "round " << round << " plugin_delivered_events_per_s: " << plugin.events_per_s
+                      << " requests: " << plugin.requests << std::endl;
+            if (round == 1) {
+              std::cout << "rss_kb_before_backlog: " << plugin.rss_before_fill_kb << "\n"
+                        << "rss_kb_at_online: " << plugin.rss_at_online_kb << "\n"
+                        << "rss_kb_min_while_draining: " << plugin.rss_min_kb << "\n"
+                        << "rss_kb_max_while_draining: " << plugin.rss_max_kb << "\n"
+                        << "rss_kb_after_drain: " << plugin.rss_end_kb << "\n";
+              const size_t step = std::max<size_t>(1, plugin.rss_samples.size() / 20);
+              std::cout << "rss_kb_samples:";
+              for (size_t i = 0; i < plugin.rss_samples.size(); i += step) std::cout << ' ' << plugin.rss_samples[i];
+              std::cout << "\nheap_in_use_kb_samples:";
+              for (size_t i = 0; i < plugin.heap_samples.size(); i += step) std::cout << ' ' << plugin.heap_samples[i];
+              std::cout << std::endl;
+            }
+            break;
+          }
+          case Phase::kTransportAlone: {
+            const ReferenceFigures transport = run_transport_only(round_dir, events, batch_size, user_id);
+            transport_rate = transport.events_per_s;
+            std::cout << "round " << round << " transport_alone_events_per_s: " << transport.events_per_s
+                      << " requests: " << transport.requests << std::endl;
+            break;
+          }
+          case Phase::kReference: {
+            const ReferenceFigures reference = run_reference(round_dir, events, batch_size, user_id);
+            reference_rate = reference.events_per_s;
+            std::cout << "round " << round << " reference_bare_poco_events_per_s: " << reference.events_per_s
+                      << " requests: " << reference.requests << std::endl;
+            break;
+          }
+        }
       }
+      plugin_rates.push_back(plugin_rate);
       if (!plugin_only) {
-        const ReferenceFigures transport = run_transport_only(round_dir, events, batch_size, plugin.user_id);
-        transport_rates.push_back(transport.events_per_s);
-        std::cout << "round " << round << " transport_alone_events_per_s: " << transport.events_per_s
-                  << " requests: " << transport.requests << std::endl;
-        const ReferenceFigures reference = run_reference(round_dir, events, batch_size, plugin.user_id);
-        reference_rates.push_back(reference.events_per_s);
-        std::cout << "round " << round << " reference_bare_poco_events_per_s: " << reference.events_per_s
-                  << " requests: " << reference.requests << std::endl;
+        transport_rates.push_back(transport_rate);
+        reference_rates.push_back(reference_rate);
+        plugin_ratios.push_back(100.0 * plugin_rate / reference_rate);
+        transport_ratios.push_back(100.0 * transport_rate / reference_rate);
+        std::cout << std::setprecision(1) << "round " << round
+                  << " plugin_to_reference_percent: " << plugin_ratios.back()
+                  << " transport_alone_to_reference_percent: " << transport_ratios.back() << std::setprecision(0)
+                  << std::endl;
       }
       std::filesystem::remove_all(round_dir);
     }
@@ -476,15 +568,12 @@ int main(int argc, char** argv) {
 
     std::cout << "plugin_delivered_events_per_s_median: " << median(plugin_rates) << std::endl;
     if (!plugin_only) {
+      auto [min_ratio, max_ratio] = std::minmax_element(plugin_ratios.begin(), plugin_ratios.end());
       std::cout << "transport_alone_events_per_s_median: " << median(transport_rates) << "\n"
                 << "reference_bare_poco_events_per_s_median: " << median(reference_rates) << "\n"
-                << std::setprecision(1)
-                << "ratio_plugin_to_reference_percent: " << 100.0 * median(plugin_rates) / median(reference_rates)
-                << " (target >= 80)\n"
-                << "ratio_plugin_to_transport_alone_percent: " << 100.0 * median(plugin_rates) / median(transport_rates)
-                << "\n"
-                << "ratio_transport_alone_to_reference_percent: "
-                << 100.0 * median(transport_rates) / median(reference_rates) << std::endl;
+                << std::setprecision(1) << "plugin_to_reference_percent_median_of_rounds: " << median(plugin_ratios)
+                << " (min " << *min_ratio << ", max " << *max_ratio << "; target >= 80)\n"
+                << "transport_alone_to_reference_percent_median_of_rounds: " << median(transport_ratios) << std::endl;
     }
     std::filesystem::remove_all(work);
     return 0;

@@ -136,7 +136,6 @@ struct Flusher::Impl {
   Backoff backoff;
   Clock::duration delay{};  // with PassResult::kBackoff
   struct SendBuffers {
-    std::vector<std::string> created_at_iso;  // wire[i].created_at points into these
     std::vector<wep_row> wire;
     std::vector<uint8_t> rejected;
     std::string reason;
@@ -320,8 +319,9 @@ PassResult Flusher::Impl::pass() {
 // dead-lettered (kDrained), or a failure stops the pass (kBackoff), or the
 // flusher went inactive (kInterrupted). Rows not settled stay queued.
 PassResult Flusher::Impl::send_rows(std::vector<QueuedRow>& rows) {
-  for (QueuedRow& row : rows) {
+  for (QueuedRow& row : rows) {  // rows from the queue come with both
     if (row.event_id.empty()) row.event_id = event_id_for(row.user_id.value_or(""), row.id, row.created_at);
+    if (row.created_at_utc.empty()) iso8601_utc(row.created_at, row.created_at_utc);
   }
   // Work list of index sets, processed last-in first-out; halves are pushed
   // second-half first so rows keep going out oldest first.
@@ -331,7 +331,6 @@ PassResult Flusher::Impl::send_rows(std::vector<QueuedRow>& rows) {
 
   // The per-request buffers are the thread's (see Impl): reused, so a batch
   // frees no large block (which made malloc consolidate on every batch).
-  std::vector<std::string>& created_at_iso = send_buffers.created_at_iso;
   std::vector<wep_row>& wire = send_buffers.wire;
   std::vector<uint8_t>& rejected = send_buffers.rejected;
   std::string& reason = send_buffers.reason;
@@ -341,6 +340,11 @@ PassResult Flusher::Impl::send_rows(std::vector<QueuedRow>& rows) {
     ids.reserve(indices.size());
     for (size_t i : indices) ids.push_back(rows[i].id);
     return ids;
+  };
+  auto ranges_of = [&](const std::vector<size_t>& indices) {
+    std::vector<IdRange> ranges;  // usually one: a batch is a run of consecutive ids
+    for (size_t i : indices) append_id(ranges, rows[i].id);
+    return ranges;
   };
   auto split = [&](std::vector<size_t>&& indices) {
     const size_t half = indices.size() / 2;
@@ -360,20 +364,17 @@ PassResult Flusher::Impl::send_rows(std::vector<QueuedRow>& rows) {
     std::vector<size_t> indices = std::move(work.back());
     work.pop_back();
 
-    created_at_iso.clear();
     wire.clear();
-    created_at_iso.reserve(indices.size());  // no reallocation below: wire points into it
     wire.reserve(indices.size());
     for (size_t i : indices) {
       const QueuedRow& row = rows[i];
-      created_at_iso.push_back(iso8601_utc(row.created_at));
       wep_row w{};
       w.queue_id = row.id;
       w.event_id = wep::str(row.event_id);
       w.event_type = wep::str(row.event_type);
       w.properties_json = row.properties_json ? wep::str(*row.properties_json) : wep_str{nullptr, 0};
       w.user_id = row.user_id ? wep::str(*row.user_id) : wep_str{nullptr, 0};
-      w.created_at = wep::str(created_at_iso.back());
+      w.created_at = wep::str(row.created_at_utc);
       wire.push_back(w);
     }
     rejected.assign(indices.size(), 0);
@@ -402,7 +403,7 @@ PassResult Flusher::Impl::send_rows(std::vector<QueuedRow>& rows) {
     const std::string what = describe(verdict.kind, verdict.http_status, reason);
     switch (verdict.kind) {
       case WEP_VERDICT_DELIVERED:
-        queue->mark_delivered(ids_of(indices));  // counts delivered
+        queue->mark_delivered(ranges_of(indices));  // counts delivered
         backoff.reset();
         break;
 

@@ -73,6 +73,7 @@ class ReadAfter {
       if (count > 0 && bytes + size > max_bytes) break;  // the first row always goes
       bytes += size;
       row.event_id = event_id_for(row.user_id ? *row.user_id : std::string_view(), row.id, row.created_at);
+      iso8601_utc(row.created_at, row.created_at_utc);
       ++count;
     }
     const bool failed = rc != SQLITE_ROW && rc != SQLITE_DONE;
@@ -93,9 +94,10 @@ struct FlusherQueue::Impl {
   struct Job {
     enum class Kind { read, remove, dead_letter } kind;
     uint64_t ticket = 0;
-    int64_t after_id = 0;     // read
-    uint64_t generation = 0;  // read: stale once restart() moved on
-    std::vector<int64_t> ids;
+    int64_t after_id = 0;         // read
+    uint64_t generation = 0;      // read: stale once restart() moved on
+    std::vector<int64_t> ids;     // dead_letter
+    std::vector<IdRange> ranges;  // remove
     std::string reason;
   };
   struct ReadResult {
@@ -190,7 +192,7 @@ struct FlusherQueue::Impl {
               read_after->run(job.after_id, batch_size, batch_max_bytes, rows);
               break;
             case Job::Kind::remove:
-              use_case->mark_delivered(job.ids);
+              use_case->mark_delivered(job.ranges);
               break;
             case Job::Kind::dead_letter:
               use_case->dead_letter(job.ids, job.reason);
@@ -248,7 +250,7 @@ std::vector<QueuedRow> FlusherQueue::next_batch() {
     ++impl.generation;
     impl.read_result.reset();
     impl.read_coming = after_id;
-    impl.enqueue_locked({Impl::Job::Kind::read, 0, after_id, impl.generation, {}, {}});
+    impl.enqueue_locked({Impl::Job::Kind::read, 0, after_id, impl.generation, {}, {}, {}});
   }
   impl.done.wait(lock, [&] { return impl.read_result.has_value(); });
   Impl::ReadResult result = std::move(*impl.read_result);
@@ -258,15 +260,15 @@ std::vector<QueuedRow> FlusherQueue::next_batch() {
     impl.cursor = result.rows.back().id;
     // Read the next batch while this one is in flight.
     impl.read_coming = impl.cursor;
-    impl.enqueue_locked({Impl::Job::Kind::read, 0, impl.cursor, impl.generation, {}, {}});
+    impl.enqueue_locked({Impl::Job::Kind::read, 0, impl.cursor, impl.generation, {}, {}, {}});
   }
   return std::move(result.rows);
 }
 
-void FlusherQueue::mark_delivered(std::vector<int64_t> ids) {
-  if (ids.empty()) return;
+void FlusherQueue::mark_delivered(std::vector<IdRange> ranges) {
+  if (ranges.empty()) return;
   std::lock_guard lock(impl_->mutex);
-  impl_->enqueue_locked({Impl::Job::Kind::remove, 0, 0, 0, std::move(ids), {}});
+  impl_->enqueue_locked({Impl::Job::Kind::remove, 0, 0, 0, {}, std::move(ranges), {}});
 }
 
 void FlusherQueue::dead_letter(std::vector<int64_t> ids, std::string reason) {
@@ -274,7 +276,7 @@ void FlusherQueue::dead_letter(std::vector<int64_t> ids, std::string reason) {
   Impl& impl = *impl_;
   std::unique_lock lock(impl.mutex);
   const uint64_t ticket =
-      impl.enqueue_locked({Impl::Job::Kind::dead_letter, 0, 0, 0, std::move(ids), std::move(reason)});
+      impl.enqueue_locked({Impl::Job::Kind::dead_letter, 0, 0, 0, std::move(ids), {}, std::move(reason)});
   impl.done.wait(lock, [&] { return impl.done_ticket >= ticket; });
   impl.throw_write_error_locked();
 }

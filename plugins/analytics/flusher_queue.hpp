@@ -51,7 +51,7 @@ class FlusherQueue {
 
   // The transport stored these rows: they are deleted (and counted as
   // delivered) by the queue thread, in order with other queued work.
-  void mark_delivered(std::vector<int64_t> ids);
+  void mark_delivered(std::vector<IdRange> ranges);
 
   // Refused for good: moved to analytics_dead_letter with the reason, and
   // counted. Returns when done. Throws StoreError.

@@ -188,6 +188,7 @@ struct QueueStore::Statements {
                     "SELECT id, event_type, properties, user_id, created_at FROM analytics_queue "
                     "ORDER BY id LIMIT ?1"),
         remove(db, "DELETE FROM analytics_queue WHERE id = ?1"),
+        remove_range(db, "DELETE FROM analytics_queue WHERE id BETWEEN ?1 AND ?2"),
         copy_to_dead_letter(db,
                             "INSERT OR REPLACE INTO analytics_dead_letter "
                             "(id, event_type, properties, user_id, created_at, reason) "
@@ -204,7 +205,7 @@ struct QueueStore::Statements {
         dead_letter_count(db, "SELECT count(*) FROM analytics_dead_letter") {}
 
   TransactionStatements transaction;
-  Statement insert, adjust_count, read_count, drop_oldest, read_oldest, remove, copy_to_dead_letter;
+  Statement insert, adjust_count, read_count, drop_oldest, read_oldest, remove, remove_range, copy_to_dead_letter;
   Statement age_out_window, age_out_delete, age_out_dead_letter, recount, dead_letter_count;
 };
 
@@ -254,20 +255,27 @@ std::string created_at_from_ms(int64_t unix_ms) {
 }
 
 std::string iso8601_utc(std::string_view stored_created_at) {
+  std::string out;
+  iso8601_utc(stored_created_at, out);
+  return out;
+}
+
+void iso8601_utc(std::string_view stored_created_at, std::string& out) {
   // Fast path: the spec's own format "YYYY-MM-DDTHH:MM:SS.mmm" (UTC).
   if (stored_created_at.size() == 23 && stored_created_at[10] == 'T' && stored_created_at[19] == '.') {
-    std::string out(stored_created_at);
+    out.assign(stored_created_at);
     out += 'Z';
-    return out;
+    return;
   }
   // Anything else SQLite or a person may have written: parse, then format.
   Poco::DateTime parsed;
   int zone_differential = 0;
   if (Poco::DateTimeParser::tryParse(std::string(stored_created_at), parsed, zone_differential)) {
     parsed.makeUTC(zone_differential);
-    return Poco::DateTimeFormatter::format(parsed, "%Y-%m-%dT%H:%M:%S.%iZ");
+    out = Poco::DateTimeFormatter::format(parsed, "%Y-%m-%dT%H:%M:%S.%iZ");
+    return;
   }
-  return std::string(stored_created_at);  // unparseable: passed on as is
+  out.assign(stored_created_at);  // unparseable: passed on as is
 }
 
 bool is_corruption(const StoreError& error) {
@@ -426,6 +434,7 @@ std::vector<QueuedRow> QueueStore::read_oldest(size_t max_rows, size_t max_bytes
       if (!out.empty() && bytes + row_bytes > max_bytes) break;
       bytes += row_bytes;
       row.event_id = event_id_for(row.user_id ? *row.user_id : std::string_view(), row.id, row.created_at);
+      iso8601_utc(row.created_at, row.created_at_utc);
       out.push_back(std::move(row));
     }
   } catch (...) {
@@ -436,12 +445,28 @@ std::vector<QueuedRow> QueueStore::read_oldest(size_t max_rows, size_t max_bytes
   return out;
 }
 
-void QueueStore::remove(std::span<const int64_t> ids) {
-  if (ids.empty()) return;
+void append_id(std::vector<IdRange>& ranges, int64_t id) {
+  if (!ranges.empty() && ranges.back().last + 1 == id) {
+    ranges.back().last = id;
+  } else {
+    ranges.push_back({id, id});
+  }
+}
+
+std::vector<IdRange> id_ranges(std::span<const int64_t> ids) {
+  std::vector<IdRange> ranges;
+  for (int64_t id : ids) append_id(ranges, id);
+  return ranges;
+}
+
+void QueueStore::remove(std::span<const IdRange> ranges) {
+  if (ranges.empty()) return;
   Statements& s = *statements_;
   WriteTransaction transaction(s.transaction, "starting a delete");
   int64_t removed = 0;
-  for (int64_t id : ids) removed += s.remove.integer(1, id).run("deleting a delivered row");
+  for (const IdRange& range : ranges) {
+    removed += s.remove_range.integer(1, range.first).integer(2, range.last).run("deleting delivered rows");
+  }
   s.adjust_count.integer(1, -removed).run("updating the count");
   transaction.commit("committing a delete");
 }

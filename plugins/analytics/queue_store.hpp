@@ -44,8 +44,9 @@ struct QueuedRow {
   std::string event_type;
   std::optional<std::string> properties_json;
   std::optional<std::string> user_id;
-  std::string created_at;  // as stored (spec format)
-  std::string event_id;    // stable UUID, see event_id_for()
+  std::string created_at;      // as stored (spec format)
+  std::string event_id;        // stable UUID, see event_id_for()
+  std::string created_at_utc;  // created_at for the wire, see iso8601_utc()
 };
 
 // The stable event id of a row: a name-based (SHA-1, version 5) UUID of the
@@ -54,7 +55,9 @@ struct QueuedRow {
 std::string event_id_for(std::string_view user_id, int64_t row_id, std::string_view created_at);
 
 // "2026-11-20T10:00:00.123" -> "2026-11-20T10:00:00.123Z" (ISO 8601 UTC).
+// The second form writes into `out`, reusing its capacity.
 std::string iso8601_utc(std::string_view stored_created_at);
+void iso8601_utc(std::string_view stored_created_at, std::string& out);
 
 // Unix epoch milliseconds -> the spec's created_at format, UTC:
 // "2026-11-20T10:00:00.123" (what strftime('%Y-%m-%dT%H:%M:%f') writes).
@@ -74,6 +77,21 @@ bool is_busy(const StoreError& error);
 std::string move_aside_corrupt_database(const std::string& path);
 
 // How a QueueStore connection is set up. Defaults suit the plugin.
+// Row ids first..last, both included. Delivered batches are runs of
+// consecutive ids (AUTOINCREMENT, one writer), so a batch is usually one
+// range and deleting it is one statement.
+struct IdRange {
+  int64_t first = 0;
+  int64_t last = 0;
+  int64_t size() const { return last - first + 1; }
+};
+
+// Appends `id` to `ranges`, extending the last range when `id` follows it.
+void append_id(std::vector<IdRange>& ranges, int64_t id);
+
+// `ids` as maximal runs of consecutive ids: [3, 4, 5, 9] -> [3..5], [9..9].
+std::vector<IdRange> id_ranges(std::span<const int64_t> ids);
+
 struct StoreOptions {
   uint32_t busy_timeout_ms = 5000;  // wait this long for another writer
   int64_t max_database_bytes = 0;   // > 0: PRAGMA max_page_count cap (writes
@@ -110,8 +128,10 @@ class QueueStore {
   // at most max_bytes of event_type + properties + user_id + created_at.
   std::vector<QueuedRow> read_oldest(size_t max_rows, size_t max_bytes);
 
-  // Deletes delivered rows, in one transaction.
-  void remove(std::span<const int64_t> ids);
+  // Deletes delivered rows (every row whose id is in one of the ranges), in
+  // one transaction, one statement per range.
+  void remove(std::span<const IdRange> ranges);
+  void remove(std::span<const int64_t> ids) { remove(id_ranges(ids)); }
 
   // Moves rows to analytics_dead_letter with the reason, in one transaction.
   void dead_letter(std::span<const int64_t> ids, std::string_view reason);

@@ -56,9 +56,11 @@ int64_t PendingAnalyticsCountUseCase::execute() {
   return store_.with([](QueueStore& store) { return store.count(); });
 }
 
-void FlushAnalyticsQueueUseCase::mark_delivered(std::span<const int64_t> ids) {
-  store_.remove(ids);
-  stats_.delivered.fetch_add(static_cast<int64_t>(ids.size()), std::memory_order_relaxed);
+void FlushAnalyticsQueueUseCase::mark_delivered(std::span<const IdRange> ranges) {
+  store_.remove(ranges);
+  int64_t rows = 0;
+  for (const IdRange& range : ranges) rows += range.size();
+  stats_.delivered.fetch_add(rows, std::memory_order_relaxed);
 }
 
 void FlushAnalyticsQueueUseCase::dead_letter(std::span<const int64_t> ids, std::string_view reason) {

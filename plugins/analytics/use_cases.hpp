@@ -127,7 +127,8 @@ class FlushAnalyticsQueueUseCase {
   std::vector<QueuedRow> next_batch() { return store_.read_oldest(batch_size_, batch_max_bytes_); }
 
   // The transport stored these rows: delete them, count them as delivered.
-  void mark_delivered(std::span<const int64_t> ids);
+  void mark_delivered(std::span<const IdRange> ranges);
+  void mark_delivered(std::span<const int64_t> ids) { mark_delivered(id_ranges(ids)); }
 
   // Refused for good: move to analytics_dead_letter with the reason, count.
   void dead_letter(std::span<const int64_t> ids, std::string_view reason);

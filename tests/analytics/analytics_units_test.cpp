@@ -258,6 +258,29 @@ BOOST_AUTO_TEST_CASE(insert_read_remove_dead_letter_keep_the_count_in_step) {
   BOOST_TEST(store.recount() == 7);  // the O(1) counter matches count(*)
 }
 
+BOOST_AUTO_TEST_CASE(delivered_ids_are_deleted_as_runs_of_consecutive_ids) {
+  const int64_t ids[] = {3, 4, 5, 9, 11, 12};
+  const std::vector<IdRange> ranges = id_ranges(ids);
+  BOOST_REQUIRE(ranges.size() == 3u);
+  BOOST_TEST(ranges[0].first == 3);
+  BOOST_TEST(ranges[0].last == 5);
+  BOOST_TEST(ranges[1].first == 9);
+  BOOST_TEST(ranges[1].size() == 1);
+  BOOST_TEST(ranges[2].first == 11);
+  BOOST_TEST(ranges[2].last == 12);
+
+  TempDir dir;
+  QueueStore store((dir / "q.db").string());
+  store.insert(std::vector<NewRow>(14, row("e", "2026-11-20T10:00:00.000")));
+  store.remove(ids);  // the ids between the runs (6-8, 10) stay
+  std::vector<int64_t> left;
+  for (const QueuedRow& r : store.read_oldest(100, 1 << 20)) left.push_back(r.id);
+  const std::vector<int64_t> expected = {1, 2, 6, 7, 8, 10, 13, 14};
+  BOOST_TEST(left == expected, boost::test_tools::per_element());
+  BOOST_TEST(store.count() == 8);
+  BOOST_TEST(store.recount() == 8);
+}
+
 BOOST_AUTO_TEST_CASE(read_oldest_honours_the_byte_cap_but_always_returns_one_row) {
   TempDir dir;
   QueueStore store((dir / "q.db").string());

@@ -90,7 +90,7 @@ BOOST_FIXTURE_TEST_CASE(restart_goes_back_to_the_oldest_unsettled_row, Fixture) 
   insert(1, 20);
   FlusherQueue queue(path, {}, stats, 10, 1 << 20);
   auto first = queue.next_batch();
-  queue.mark_delivered(ids_of(first));
+  queue.mark_delivered(analytics::id_ranges(ids_of(first)));
   auto second = queue.next_batch();  // its send fails: not settled
   BOOST_TEST(ids_of(second) == range(11, 20), boost::test_tools::per_element());
   queue.restart();
@@ -103,7 +103,7 @@ BOOST_FIXTURE_TEST_CASE(restart_goes_back_to_the_oldest_unsettled_row, Fixture) 
 BOOST_FIXTURE_TEST_CASE(delivered_rows_are_deleted_and_new_rows_follow, Fixture) {
   insert(1, 10);
   FlusherQueue queue(path, {}, stats, 10, 1 << 20);
-  queue.mark_delivered(ids_of(queue.next_batch()));
+  queue.mark_delivered(analytics::id_ranges(ids_of(queue.next_batch())));
   insert(11, 5);    // stored while the first batch was in flight
   queue.restart();  // the drain ended with a short batch
   BOOST_TEST(ids_of(queue.next_batch()) == range(11, 15), boost::test_tools::per_element());
