@@ -42,6 +42,7 @@
 #include <Poco/Timestamp.h>
 #include <Poco/URI.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
@@ -352,7 +353,7 @@ class SupabaseTransport final : public wep::TransportPlugin {
       std::lock_guard lock(cancel_mutex_);
       if (cancel_requested_) throw Cancelled();
     }
-    const Poco::Net::SocketAddress address(config_.host, config_.port);  // resolves the name
+    const Poco::Net::SocketAddress address = resolve();
     Poco::Net::StreamSocket tcp(address.family());
     const int duplicate = ::fcntl(tcp.impl()->sockfd(), F_DUPFD_CLOEXEC, 0);
     if (duplicate < 0) throw Poco::IOException("cannot duplicate a socket descriptor");
@@ -378,6 +379,64 @@ class SupabaseTransport final : public wep::TransportPlugin {
     }
     connection_.session->setKeepAlive(true);
     connection_.session->setTimeout(timeout);
+  }
+
+  // The address of config_.host, looked up by glibc's asynchronous resolver
+  // so that the lookup is bounded like every other phase: it gives up when
+  // the phase deadline passes or cancel() is called (a blocking
+  // getaddrinfo() can take tens of seconds when the name servers do not
+  // answer, e.g. right after the device went offline). A lookup that cannot
+  // be cancelled is abandoned to glibc's own thread together with the small
+  // block it writes into, which is then deliberately never freed: that
+  // thread runs libc code only, so it is safe even after this plugin is
+  // unloaded. IP literals need no lookup.
+  Poco::Net::SocketAddress resolve() {
+    Poco::Net::IPAddress literal;
+    if (Poco::Net::IPAddress::tryParse(config_.host, literal)) return Poco::Net::SocketAddress(literal, config_.port);
+
+    struct Lookup {
+      std::string name;
+      std::string service;
+      addrinfo hints{};
+      gaicb request{};
+    };
+    auto lookup = std::make_unique<Lookup>();
+    lookup->name = config_.host;
+    lookup->service = std::to_string(config_.port);
+    lookup->hints.ai_family = AF_UNSPEC;
+    lookup->hints.ai_socktype = SOCK_STREAM;
+    lookup->hints.ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV;
+    lookup->request.ar_name = lookup->name.c_str();
+    lookup->request.ar_service = lookup->service.c_str();
+    lookup->request.ar_request = &lookup->hints;
+    gaicb* requests[] = {&lookup->request};
+    sigevent no_signal{};
+    no_signal.sigev_notify = SIGEV_NONE;
+    if (const int rc = getaddrinfo_a(GAI_NOWAIT, requests, 1, &no_signal); rc != 0) {
+      throw Poco::Net::HostNotFoundException(config_.host, std::string("cannot start the lookup: ") + gai_strerror(rc));
+    }
+    int status;
+    while ((status = gai_error(&lookup->request)) == EAI_INPROGRESS) {
+      if (was_cancelled() || deadline_passed()) {
+        if (gai_cancel(&lookup->request) == EAI_NOTCANCELED) {
+          (void)lookup.release();  // still in glibc's hands: abandoned, see above
+        } else if (gai_error(&lookup->request) == 0 && lookup->request.ar_result) {
+          freeaddrinfo(lookup->request.ar_result);  // finished meanwhile
+        }
+        if (was_cancelled()) throw Cancelled();
+        throw Poco::TimeoutException("looking up " + config_.host);
+      }
+      const timespec slice{0, 20 * 1000 * 1000};  // checks cancel() and the deadline every 20 ms
+      gai_suspend(requests, 1, &slice);
+    }
+    addrinfo* found = lookup->request.ar_result;
+    if (status != 0 || !found) {
+      if (found) freeaddrinfo(found);
+      throw Poco::Net::HostNotFoundException(config_.host, status != 0 ? gai_strerror(status) : "no address");
+    }
+    const Poco::Net::SocketAddress address(found->ai_addr, static_cast<poco_socklen_t>(found->ai_addrlen));
+    freeaddrinfo(found);
+    return address;
   }
 
   // Closes the connection. `orderly`: with a TLS close_notify (only for a
@@ -482,7 +541,8 @@ class SupabaseTransport final : public wep::TransportPlugin {
   // Poco may wait more than once in a phase (the TLS handshake waits in a
   // read and then in a poll). The watchdog bounds each whole phase --
   // connection set-up, then the exchange -- by timeout_ms, shutting the
-  // socket down as cancel() does. Name resolution cannot be interrupted.
+  // socket down as cancel() does (name resolution watches the same flag, see
+  // resolve()).
 
   // Wakes the watchdog only when it would otherwise sleep past the new
   // deadline: while requests follow each other it sleeps until an earlier

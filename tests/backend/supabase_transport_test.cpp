@@ -349,6 +349,20 @@ BOOST_AUTO_TEST_CASE(a_server_that_never_answers_the_tls_handshake_is_bounded_by
   BOOST_CHECK_MESSAGE(outcome.reason.find("300 ms") != std::string::npos, outcome.reason);
 }
 
+BOOST_AUTO_TEST_CASE(a_host_name_that_does_not_resolve_is_retried_later) {
+  // .invalid never resolves (RFC 6761). Whether the resolver says so at once
+  // or does not answer within timeout_ms, the rows are kept for a retry.
+  TempDir dir;
+  LoadedTransport transport(
+      SUPABASE_PATH, "{\"url\":\"https://no-such-project.invalid\",\"api_key\":\"k\",\"timeout_ms\":2000}", dir.str());
+  BOOST_REQUIRE_EQUAL(transport.start(), "");
+  Rows rows;
+  rows.add(1);
+  const auto outcome = transport.send(rows);
+  CHECK_VERDICT(outcome, WEP_VERDICT_RETRY_LATER);
+  BOOST_CHECK_MESSAGE(outcome.reason.find("no-such-project.invalid") != std::string::npos, outcome.reason);
+}
+
 BOOST_AUTO_TEST_CASE(cancel_from_another_thread_ends_an_in_flight_request) {
   Fixture f({}, ",\"timeout_ms\":600000");  // only cancel() can end the held request
   Rows rows;
