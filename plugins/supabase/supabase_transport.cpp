@@ -393,6 +393,12 @@ class SupabaseTransport final : public wep::TransportPlugin {
   Poco::Net::SocketAddress resolve() {
     Poco::Net::IPAddress literal;
     if (Poco::Net::IPAddress::tryParse(config_.host, literal)) return Poco::Net::SocketAddress(literal, config_.port);
+#if defined(__SANITIZE_THREAD__)
+    // ThreadSanitizer cannot follow the threads glibc starts for
+    // getaddrinfo_a (they crash in its allocator), so TSan builds look names
+    // up blocking; every other build runs the bounded lookup below.
+    return Poco::Net::SocketAddress(config_.host, config_.port);
+#endif
 
     struct Lookup {
       std::string name;
