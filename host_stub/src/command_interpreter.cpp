@@ -1,4 +1,4 @@
-// The host-stub line protocol (issue 2, item 3):
+// The host-stub line protocol:
 //   mutate <type> [<json object>]    -> ok <sequence>
 //   online | offline                 -> ok
 //   set <key> <json value>           -> ok     (e.g. set analytics_enabled false)
@@ -7,6 +7,11 @@
 //   stats                            -> one line of JSON (after every effect
 //                                       handled the events published before)
 //   sleep <ms>                       -> ok
+//   load <path> [<json object>]      -> ok <plugin name>
+//   unload <plugin name>             -> ok
+//   reload <plugin name> [<json>]    -> ok     (same file; the new config if given)
+//   plugins                          -> one line of JSON (name, file, version,
+//                                       api, state of each plugin)
 //   quit                             -> bye
 //   anything else                    -> error: <why>
 #include <algorithm>
@@ -133,13 +138,43 @@ std::string CommandInterpreter::execute(std::string_view line, bool& quit) {
       wait_interruptible(parse_duration_ms(command, rest));
       return "ok";
     }
+    if (command == "load") {
+      std::string_view config;
+      const std::string_view path = next_word(rest, config);
+      if (path.empty()) return "error: load: expected a plugin file, e.g. load /path/libanalytics.so {\"events\":{}}";
+      return one_line("ok " + host_.load_plugin(std::string(path), config.empty() ? std::string_view("{}") : config));
+    }
+    if (command == "unload") {
+      std::string_view extra;
+      const std::string_view name = next_word(rest, extra);
+      if (name.empty()) return "error: unload: expected a plugin name (see `plugins`)";
+      expect_no_argument("unload <name>", extra);
+      host_.unload_plugin(name);
+      return "ok";
+    }
+    if (command == "reload") {
+      std::string_view config;
+      const std::string_view name = next_word(rest, config);
+      if (name.empty()) return "error: reload: expected a plugin name (see `plugins`), then optionally its new config";
+      if (config.empty()) {
+        host_.reload_plugin(name);
+      } else {
+        host_.reload_plugin(name, config);
+      }
+      return "ok";
+    }
+    if (command == "plugins") {
+      expect_no_argument(command, rest);
+      return one_line(host_.plugins_json());
+    }
     if (command == "quit") {
       expect_no_argument(command, rest);
       quit = true;
       return "bye";
     }
     return one_line("error: unknown command '" + std::string(command.substr(0, 32)) +
-                    "' (commands: mutate, online, offline, set, pending, wait-delivered, stats, sleep, quit)");
+                    "' (commands: mutate, online, offline, set, pending, wait-delivered, stats, sleep, load, unload, "
+                    "reload, plugins, quit)");
   } catch (const std::exception& e) {
     return one_line(std::string("error: ") + e.what());
   } catch (...) {

@@ -4,11 +4,14 @@
 
 #include <chrono>
 #include <host_stub/host.hpp>
+#include <vector>
 
 namespace host_stub {
 namespace {
 
 constexpr int kSchemaVersion = 1;
+// Rows read_after copies per step under the connection's lock.
+constexpr int64_t kReadChunkRows = 1024;
 
 // Migration to user_version 1. Forward-only; run inside one transaction.
 constexpr const char* kMigrationV1 = R"sql(
@@ -70,15 +73,21 @@ HostDatabase::HostDatabase(const std::filesystem::path& file) : file_(file) {
         "ON CONFLICT(key) DO UPDATE SET value_json = excluded.value_json, updated_at = excluded.updated_at";
     if (sqlite3_prepare_v3(db_, upsert_sql, -1, SQLITE_PREPARE_PERSISTENT, &upsert_setting_, nullptr) != SQLITE_OK)
       fail("cannot prepare the setting upsert");
+    const char* read_sql =
+        "SELECT sequence, type, payload, committed_at FROM events WHERE sequence > ?1 ORDER BY sequence LIMIT ?2";
+    if (sqlite3_prepare_v3(db_, read_sql, -1, SQLITE_PREPARE_PERSISTENT, &read_events_, nullptr) != SQLITE_OK)
+      fail("cannot prepare the event log read");
   } catch (...) {
     sqlite3_finalize(insert_event_);
     sqlite3_finalize(upsert_setting_);
+    sqlite3_finalize(read_events_);
     sqlite3_close_v2(db_);
     throw;
   }
 }
 
 HostDatabase::~HostDatabase() {
+  sqlite3_finalize(read_events_);
   sqlite3_finalize(insert_event_);
   sqlite3_finalize(upsert_setting_);
   sqlite3_close_v2(db_);
@@ -129,14 +138,51 @@ int64_t HostDatabase::append_event(std::string_view type, std::string_view paylo
   return sqlite3_last_insert_rowid(db_);
 }
 
-int64_t HostDatabase::event_count() {
+void HostDatabase::read_after(int64_t after_sequence,
+                              const std::function<bool(const wep::LoggedMutation&)>& visit) const {
+  struct Row {
+    int64_t sequence;
+    std::string type;
+    std::string payload_json;
+    int64_t committed_at_ms;
+  };
+  std::vector<Row> chunk;
+  for (;;) {
+    chunk.clear();
+    {
+      // One short read per chunk: commits wait at most for one chunk.
+      std::lock_guard lock(mutex_);
+      Reset reset{read_events_};
+      sqlite3_bind_int64(read_events_, 1, after_sequence);
+      sqlite3_bind_int64(read_events_, 2, kReadChunkRows);
+      int rc;
+      while ((rc = sqlite3_step(read_events_)) == SQLITE_ROW) {
+        auto text = [&](int column) {
+          const auto* data = reinterpret_cast<const char*>(sqlite3_column_text(read_events_, column));
+          return std::string(data ? data : "", static_cast<size_t>(sqlite3_column_bytes(read_events_, column)));
+        };
+        chunk.push_back(
+            {sqlite3_column_int64(read_events_, 0), text(1), text(2), sqlite3_column_int64(read_events_, 3)});
+      }
+      if (rc != SQLITE_DONE) fail("cannot read the event log");
+    }
+    for (const Row& row : chunk) {
+      if (!visit(wep::LoggedMutation{row.sequence, row.type, row.payload_json, row.committed_at_ms})) return;
+      after_sequence = row.sequence;
+    }
+    if (chunk.size() < static_cast<size_t>(kReadChunkRows)) return;
+  }
+}
+
+int64_t HostDatabase::last_sequence() const {
   std::lock_guard lock(mutex_);
   sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db_, "SELECT count(*) FROM events", -1, &stmt, nullptr) != SQLITE_OK) fail("cannot count");
-  int64_t count = 0;
-  if (sqlite3_step(stmt) == SQLITE_ROW) count = sqlite3_column_int64(stmt, 0);
+  if (sqlite3_prepare_v2(db_, "SELECT coalesce(max(sequence), 0) FROM events", -1, &stmt, nullptr) != SQLITE_OK)
+    fail("cannot read the last sequence");
+  int64_t sequence = 0;
+  if (sqlite3_step(stmt) == SQLITE_ROW) sequence = sqlite3_column_int64(stmt, 0);
   sqlite3_finalize(stmt);
-  return count;
+  return sequence;
 }
 
 void HostDatabase::put_setting(std::string_view key, std::string_view value_json) {

@@ -5,11 +5,13 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <wep/host_services.hpp>
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -31,7 +33,11 @@ class HostDatabase {
   // increasing: rows are never deleted). Throws HostError on failure.
   int64_t append_event(std::string_view type, std::string_view payload_json, int64_t committed_at_ms);
 
-  int64_t event_count();
+  // The event log as wep::EventLogSource reads it: mutations after
+  // `after_sequence` in order, copied out in chunks so that a long read
+  // never holds up commits; and the newest sequence (0 when empty).
+  void read_after(int64_t after_sequence, const std::function<bool(const wep::LoggedMutation&)>& visit) const;
+  int64_t last_sequence() const;
 
   // Upserts a setting (value as compact JSON) and commits. Throws HostError.
   void put_setting(std::string_view key, std::string_view value_json);
@@ -49,10 +55,11 @@ class HostDatabase {
   void migrate();
 
   std::filesystem::path file_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   sqlite3* db_ = nullptr;
   sqlite3_stmt* insert_event_ = nullptr;
   sqlite3_stmt* upsert_setting_ = nullptr;
+  sqlite3_stmt* read_events_ = nullptr;
 };
 
 }  // namespace host_stub

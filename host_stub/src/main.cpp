@@ -39,6 +39,10 @@ constexpr const char* kUsage =
     "  wait-delivered <timeout_ms>       -> pending <N>\n"
     "  stats                             -> one line of JSON\n"
     "  sleep <ms>                        -> ok\n"
+    "  load <path> [<json object>]       -> ok <plugin name>\n"
+    "  unload <plugin name>              -> ok\n"
+    "  reload <plugin name> [<json>]     -> ok   (same file; the new config if given)\n"
+    "  plugins                           -> one line of JSON\n"
     "  quit (or end of input)            -> bye\n"
     "Exit status: 0 clean shutdown (also on SIGTERM/SIGINT), 2 bad arguments or config, 1 other failure.\n";
 

@@ -1,9 +1,11 @@
-// host_stub: a small event-sourced host that loads effect plugins through the
-// plugin API (plugin_api/), owns the WriteEffectCoordinator bus, and is
-// scriptable through a line protocol (CommandInterpreter, the `host-stub`
-// executable).
+// host_stub: the harness host. An event-sourced host built on the host
+// library (wep::host): its SQLite event log, identity and settings stores
+// implement the services plugins see; three stand-in effects (embedding
+// queue, event log, sync queue) count what they get; plugins load, unload
+// and reload through wep::PluginManager. Scriptable through a line protocol
+// (CommandInterpreter, the `host-stub` executable).
 //
-// Lean on purpose: no Boost, SQLite or RapidJSON here; the implementation
+// Lean on purpose: no SQLite, Poco or RapidJSON here; the implementation
 // lives behind a pimpl.
 #pragma once
 
@@ -17,10 +19,12 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
+#include <wep/host/error.hpp>
+#include <wep/host/event.hpp>
+#include <wep/host/plugin_manager.hpp>
 
 namespace host_stub {
 
@@ -46,35 +50,22 @@ struct HostOptions {
   // Capacity of each effect's bounded lane (events). When a lane is full the
   // event is dropped for that effect only and counted as "dropped".
   size_t lane_capacity = 65536;
-  // Passed to every plugin's stop() at unload/shutdown.
+  // Passed to every plugin's stop() at unload, reload and shutdown.
   uint32_t plugin_stop_timeout_ms = 5000;
 };
 
 // Every error the host reports: bad options, bad input, a refused plugin. The
 // message names the file, key or argument at fault.
-class HostError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+using HostError = wep::HostError;
 
-// Event kinds of the bus (same bits as WEP_EVENT_* in wep/plugin_api.h).
-inline constexpr uint32_t kMutationCommitted = 1u << 0;
-inline constexpr uint32_t kConnectivityChanged = 1u << 1;
-inline constexpr uint32_t kSettingChanged = 1u << 2;
-inline constexpr uint32_t kAllEvents = kMutationCommitted | kConnectivityChanged | kSettingChanged;
+// Event kinds of the bus (the WEP_EVENT_* bits of wep/plugin_api.h).
+using wep::kAllEvents;
+using wep::kConnectivityChanged;
+using wep::kMutationCommitted;
+using wep::kSettingChanged;
 
-// A bus event as a host-side effect sees it. Views are valid only during the
-// handler call. Only the members matching `kind` are meaningful.
-struct EventView {
-  uint32_t kind = 0;
-  int64_t sequence = 0;  // mutation_committed
-  std::string_view type;
-  std::string_view payload_json;
-  int64_t committed_at_ms = 0;
-  bool online = false;           // connectivity_changed
-  std::string_view setting_key;  // setting_changed
-  std::string_view setting_value_json;
-};
+// A bus event as a host-side effect sees it (valid during the handler call).
+using EventView = wep::Event;
 
 // A host-side effect: called on the effect's own lane thread, one event at a
 // time, in bus order. May throw: the exception is caught and counted as
@@ -126,12 +117,24 @@ class Host {
 
   // One line of JSON:
   // {"online":bool,"effects":{<name>:{"delivered":N,"failed":N,"dropped":N,
-  //   "max_handler_us":N}},"plugins":{<plugin name>:<the plugin's stats>}}
+  //   "queued":N,"max_handler_us":N[,"last_error":"..."][,"mutations":N,
+  //   "last_sequence":N]}},"plugins":{<plugin name>:<the plugin's stats>}}
+  // ("mutations" and "last_sequence" for the three stand-in effects only).
   std::string stats_json();
 
   // The pseudonymous id (UUID v4) from the identity store; stable across
   // restarts with the same data_dir. Never an auth identifier.
   std::string pseudonymous_id() const;
+
+  // Run-time plugin changes (wep::PluginManager; see its contracts).
+  // load_plugin returns the plugin's name; all throw HostError naming the
+  // file or plugin at fault, and the host goes on.
+  std::string load_plugin(const std::string& path, std::string_view config_json = "{}");
+  void unload_plugin(std::string_view name);
+  void reload_plugin(std::string_view name, std::optional<std::string_view> config_json = std::nullopt);
+  std::vector<wep::PluginInfo> plugins() const;
+  // One line of JSON: [{"name","file","version","api":"1.0","state"}, ...]
+  std::string plugins_json() const;
 
   // Adds a host-side effect with its own bounded lane, subscribed to
   // `event_kinds`. Its name appears in stats_json under "effects". Throws
@@ -146,9 +149,9 @@ class Host {
   void flush_effects();
   bool flush_effect(std::string_view name, std::chrono::milliseconds timeout);
 
-  // Idempotent. For each plugin in reverse load order: disconnect its bus
-  // slot, drain and join its lane, stop(timeout), destroy, unload. Then the
-  // host-side effects and the stores. Later mutate() calls throw HostError.
+  // Idempotent. Unloads every plugin in reverse load order (see
+  // wep::PluginManager), then removes the host-side effects and closes the
+  // stores. Later mutate() calls throw HostError.
   void shutdown();
 
   struct Impl;
@@ -168,7 +171,7 @@ HostOptions load_config_file(const std::filesystem::path& file);
 // against base_dir.
 HostOptions parse_config(std::string_view json_text, const std::filesystem::path& base_dir);
 
-// The stdin command protocol of issue 2: one line in, exactly one line out
+// The stdin command protocol (README): one line in, exactly one line out
 // (without '\n'). Not thread-safe (one reader). Never throws for bad input:
 // malformed lines answer "error: <why>".
 class CommandInterpreter {
