@@ -514,11 +514,16 @@ bool Flusher::stop(uint32_t timeout_ms) {
     if (!impl.started) return true;
     impl.stopping = true;
     impl.wake.notify_all();
-    // A cancel() that lands just before the transport starts its request is
-    // a no-op, so it is repeated while a send is in flight. The send itself
-    // is bounded by the transport's timeout, so this loop always ends.
+    // No new request starts. The one in flight may finish during the first
+    // half of timeout_ms, so rows the server has taken are confirmed and
+    // deleted here rather than sent again by whoever sends next (a reloaded
+    // plugin may send through another transport). Then it is cancelled: a
+    // cancel() that lands just before the transport starts its request is a
+    // no-op, so it is repeated while a send is in flight. The send itself is
+    // bounded by the transport's timeout, so this loop always ends.
+    const Clock::time_point grace_end = Clock::now() + std::chrono::milliseconds(timeout_ms / 2);
     while (impl.thread_running) {
-      if (impl.sending && impl.transport_for_cancel) impl.transport_for_cancel->cancel();
+      if (impl.sending && impl.transport_for_cancel && Clock::now() >= grace_end) impl.transport_for_cancel->cancel();
       if (Clock::now() >= deadline) in_time = false;
       impl.thread_done.wait_for(lock, std::chrono::milliseconds(20), [&] { return !impl.thread_running; });
     }

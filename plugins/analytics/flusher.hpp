@@ -29,8 +29,10 @@ class Flusher {
   void set_enabled(bool enabled);  // false: sends nothing, keeps rows
   void rows_stored();              // the writer stored new rows
 
-  // Ends the thread within timeout_ms (cancelling an in-flight request) and
-  // stops the transport. False if work had to be abandoned.
+  // Ends the thread within timeout_ms and stops the transport: no new
+  // request starts; one in flight may complete during the first half of
+  // timeout_ms (its rows are then settled), after that it is cancelled.
+  // False if work had to be abandoned.
   bool stop(uint32_t timeout_ms);
 
  private:

@@ -134,6 +134,7 @@ struct Backend::Impl {
   int reset_before_count = 0;
   int reset_after_count = 0;
   int delay_count = 0;
+  int delay_after_store_count = 0;
   std::chrono::milliseconds delay{0};
   uint64_t release_generation = 0;
 
@@ -464,7 +465,7 @@ void Backend::Impl::handle_insert(Poco::Net::HTTPServerRequest& request, Poco::N
   size_t stored_now = 0;
   size_t duplicates_now = 0;
   {
-    std::lock_guard lock(mutex);
+    std::unique_lock lock(mutex);
     for (const auto& item : document.GetArray()) {
       StoredRow row = row_from_json(item);
       row.request_number = request_number;
@@ -488,6 +489,16 @@ void Backend::Impl::handle_insert(Poco::Net::HTTPServerRequest& request, Poco::N
     if (reset_after_count > 0) {
       --reset_after_count;
       reset_after = true;
+    } else if (delay_after_store_count > 0) {
+      --delay_after_store_count;
+      hold = delay;
+      ++counters.delayed;
+      ++counters.delayed_in_progress;
+      notify();
+      const uint64_t generation = release_generation;
+      changed.wait_for(lock, hold, [&] { return stopping || release_generation != generation; });
+      --counters.delayed_in_progress;
+      log_detail += "reply held " + std::to_string(hold.count()) + " ms after the store; ";
     }
   }
   log_detail += "stored " + std::to_string(stored_now) + ", duplicates " + std::to_string(duplicates_now);
@@ -630,6 +641,12 @@ void Backend::delay_next(int count, std::chrono::milliseconds delay) {
   impl_->delay = delay;
 }
 
+void Backend::delay_reply_after_store_next(int count, std::chrono::milliseconds delay) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->delay_after_store_count = count;
+  impl_->delay = delay;
+}
+
 void Backend::release_delayed() {
   {
     std::lock_guard lock(impl_->mutex);
@@ -648,6 +665,7 @@ void Backend::clear_faults() {
     impl_->reset_before_count = 0;
     impl_->reset_after_count = 0;
     impl_->delay_count = 0;
+    impl_->delay_after_store_count = 0;
     ++impl_->release_generation;
   }
   impl_->notify();

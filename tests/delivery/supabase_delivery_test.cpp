@@ -4,16 +4,21 @@
 // fault injection. Every fault ends with every row delivered exactly once
 // (or dead-lettered for a poison row) and pending 0.
 #define BOOST_TEST_MODULE delivery_supabase
+#include <dlfcn.h>
 #include <rapidjson/document.h>
+#include <rapidjson/pointer.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <atomic>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <map>
 #include <set>
 #include <string>
 #include <test_backend/backend.hpp>
+#include <thread>
+#include <vector>
 
 #include "delivery_support.hpp"
 
@@ -252,7 +257,11 @@ BOOST_AUTO_TEST_CASE(stop_does_not_wait_for_a_slow_request) {
     mutate_notes(host, 1, 10);
     host.set_online(true);
     BOOST_TEST_REQUIRE(backend.wait_until([](const Counters& c) { return c.delayed_in_progress == 1; }, 30s));
-    host.shutdown();  // cancels the request; would otherwise wait a minute
+    const auto started = std::chrono::steady_clock::now();
+    host.shutdown();  // cancels the request after half the stop timeout; would otherwise wait a minute
+    const auto took = std::chrono::steady_clock::now() - started;
+    BOOST_TEST(took < 20s, "shutdown took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                                            << " ms with a request held for 60 s");
   }
   BOOST_TEST(queue_rows(analytics_db(dir.path())) == 10);  // nothing lost
 }
@@ -342,4 +351,99 @@ BOOST_AUTO_TEST_CASE(switching_to_the_ndjson_transport_is_a_config_change_only) 
   BOOST_TEST(*ns.begin() == 26);
   BOOST_TEST(*ns.rbegin() == 45);
   BOOST_TEST(backend.row_count() == 25u);  // nothing more went to the old backend
+}
+
+namespace {
+
+// True if the shared object at `path` is mapped in this process (dlopen
+// with RTLD_NOLOAD maps nothing; the extra reference is dropped).
+bool is_mapped(const char* path) {
+  void* handle = ::dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+  if (!handle) return false;
+  ::dlclose(handle);
+  return true;
+}
+
+int64_t lane_dropped(host_stub::Host& host, const char* effect) {
+  rapidjson::Document stats;
+  stats.Parse(host.stats_json().c_str());
+  const std::string pointer = std::string("/effects/") + effect + "/dropped";
+  const rapidjson::Value* value = rapidjson::Pointer(pointer.c_str()).Get(stats);
+  return value && value->IsInt64() ? value->GetInt64() : -1;
+}
+
+}  // namespace
+
+// The run-time swap: while two threads keep committing mutations, analytics
+// is reloaded with a config naming another transport. Every mutation lands
+// exactly once in one of the two backends, mutations never wait for the
+// swap, and the old transport's code is unmapped.
+BOOST_AUTO_TEST_CASE(reload_swaps_the_transport_while_mutations_go_on_and_every_event_lands_once) {
+  Backend backend;
+  TempDir dir;
+  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend)));
+  host.set_online(true);
+
+  std::atomic<int64_t> next_n{1};
+  std::atomic<int64_t> committed{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 2; ++t) {
+    writers.emplace_back([&] {
+      while (!stop.load()) {
+        host.mutate("note.created", payload(next_n.fetch_add(1)));
+        committed.fetch_add(1);
+      }
+    });
+  }
+  BOOST_TEST_REQUIRE(backend.wait_for_rows(200, 60s));
+  BOOST_TEST_REQUIRE(is_mapped(SUPABASE_PATH));
+
+  // The old transport has a request in flight when the swap starts, already
+  // applied by the server, its reply 1 s away: it completes inside the stop
+  // grace, so its rows are settled, not sent again through the new transport.
+  backend.delay_reply_after_store_next(1, 1s);
+  BOOST_TEST_REQUIRE(backend.wait_until([](const Counters& c) { return c.delayed_in_progress == 1; }, 30s));
+  AnalyticsOptions ndjson;
+  ndjson.transport_plugin = NDJSON_PATH;
+  ndjson.transport_config_json = R"({"path":"swapped.ndjson"})";
+  const int64_t before = committed.load();
+  host.reload_plugin("analytics", analytics_config_json(ndjson));
+  const int64_t during = committed.load() - before;
+  BOOST_TEST(during >= 10, during << " mutations completed while the reload ran: mutate waited for the swap");
+  BOOST_TEST(!is_mapped(SUPABASE_PATH));  // the old instance's transport is gone with it
+
+  const auto ndjson_file = transport_dir(dir.path()) / "swapped.ndjson";
+  BOOST_TEST(eventually([&] { return read_lines(ndjson_file).size() >= 200; }));
+  stop.store(true);
+  for (auto& writer : writers) writer.join();
+  BOOST_TEST(host.wait_delivered(60s).value_or(-1) == 0);
+  const int64_t last_n = next_n.load() - 1;
+  BOOST_TEST(committed.load() == last_n);
+
+  std::map<int64_t, int> arrivals;
+  for (const auto& row : backend.rows()) ++arrivals[n_of(row.properties_json)];
+  const size_t via_supabase = arrivals.size();
+  for (const std::string& line : read_lines(ndjson_file)) {
+    rapidjson::Document row;
+    BOOST_TEST_REQUIRE(!row.Parse(line.c_str()).HasParseError());
+    ++arrivals[row["properties"]["n"].GetInt64()];
+  }
+  BOOST_TEST_MESSAGE(last_n << " mutations: " << via_supabase << " via supabase, " << arrivals.size() - via_supabase
+                            << " via ndjson, " << during << " committed during the reload");
+  BOOST_TEST(via_supabase >= 200u);
+  BOOST_TEST(arrivals.size() == static_cast<size_t>(last_n));
+  int64_t wrong = 0;
+  for (int64_t n = 1; n <= last_n; ++n) {
+    if (arrivals[n] != 1) {
+      if (++wrong <= 10) BOOST_TEST(arrivals[n] == 1, "n=" << n << " arrived " << arrivals[n] << " times");
+    }
+  }
+  BOOST_TEST(wrong == 0);
+  BOOST_TEST(lane_dropped(host, "analytics") == 0);
+
+  host.unload_plugin("analytics");
+  BOOST_TEST(!is_mapped(ANALYTICS_PATH));
+  BOOST_TEST(!is_mapped(NDJSON_PATH));
+  BOOST_TEST(host.plugins().empty());
 }

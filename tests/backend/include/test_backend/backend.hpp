@@ -148,6 +148,10 @@ class Backend {
   // The next `count` insert requests: the reply is held for `delay` (or until
   // release_delayed() or stop()), then processed normally (stored, 201).
   void delay_next(int count, std::chrono::milliseconds delay);
+  // The next `count` insert requests: rows are stored, then the reply is
+  // held for `delay` (or until release_delayed() or stop()): a slow reply to
+  // a request the server has already applied.
+  void delay_reply_after_store_next(int count, std::chrono::milliseconds delay);
   // Ends every hold now (held requests proceed normally).
   void release_delayed();
   // Clears every fault rule and pending "next N" fault.
