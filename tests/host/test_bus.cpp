@@ -7,7 +7,7 @@
 #include <set>
 #include <thread>
 
-#include "test_support.hpp"
+#include "harness_support.hpp"
 
 using host_stub::EventView;
 using host_stub::Host;

@@ -4,7 +4,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "child_process.hpp"
-#include "test_support.hpp"
+#include "harness_support.hpp"
 
 using host_stub::CommandInterpreter;
 using host_stub::Host;
@@ -91,10 +91,64 @@ BOOST_AUTO_TEST_CASE(in_process_commands_and_malformed_lines) {
 
   const std::string stats = interpreter.execute("stats", quit);
   BOOST_TEST(json_int(stats, "/plugins/test_effect/mutations") == 4);
-  BOOST_TEST(json_int(stats, "/effects/event_log/mutations") >= 0);
+  BOOST_TEST(json_int(stats, "/effects/event_log/mutations") == 4);
 
   BOOST_TEST(interpreter.execute("quit", quit) == "bye");
   BOOST_TEST(quit);
+}
+
+BOOST_AUTO_TEST_CASE(plugins_load_unload_and_reload_through_commands) {
+  TempDir dir;
+  Host host(options_for(dir.path()));  // starts with no plugin
+  CommandInterpreter interpreter(host);
+  bool quit = false;
+  BOOST_TEST(interpreter.execute("plugins", quit) == "[]");
+  BOOST_TEST(interpreter.execute("load " + kEffect + R"( {"pending": true})", quit) == "ok test_effect");
+  const std::string listed = interpreter.execute("plugins", quit);
+  BOOST_TEST(test_support::json_string(listed, "/0/name") == "test_effect");
+  BOOST_TEST(test_support::json_string(listed, "/0/file") == kEffect);
+  BOOST_TEST(test_support::json_string(listed, "/0/state") == "running");
+  BOOST_TEST(test_support::json_string(listed, "/0/api") ==
+             std::to_string(WEP_API_VERSION_MAJOR) + "." + std::to_string(WEP_API_VERSION_MINOR));
+  BOOST_TEST(!test_support::json_string(listed, "/0/version").empty());
+  BOOST_TEST(interpreter.execute("mutate a", quit) == "ok 1");
+  BOOST_TEST(interpreter.execute("pending", quit) == "pending 1");
+  BOOST_TEST(interpreter.execute(R"(reload test_effect {"pending": true, "subscribe": 1})", quit) == "ok");
+  BOOST_TEST(interpreter.execute("pending", quit) == "pending 0");  // a new instance
+  BOOST_TEST(interpreter.execute("mutate b", quit) == "ok 2");
+  BOOST_TEST(interpreter.execute("reload test_effect", quit) == "ok");  // same config again
+  BOOST_TEST(interpreter.execute("mutate c", quit) == "ok 3");
+  BOOST_TEST(json_int(interpreter.execute("stats", quit), "/plugins/test_effect/last_sequence") == 3);
+  BOOST_TEST(interpreter.execute("unload test_effect", quit) == "ok");
+  BOOST_TEST(!test_support::is_mapped(kEffect));
+  BOOST_TEST(interpreter.execute("plugins", quit) == "[]");
+
+  const std::vector<std::string> malformed = {
+      "load",
+      "load /no/such/plugin.so",
+      "load " + kEffect + " [1]",
+      "load " + kEffect + " {bad json",
+      "load " + kEffect + R"( {"no_such_key": 1})",
+      "unload",
+      "unload test_effect",
+      "unload a b",
+      "reload",
+      "reload nothing_loaded",
+      "plugins now",
+  };
+  for (const auto& line : malformed) {
+    const std::string answer = interpreter.execute(line, quit);
+    BOOST_TEST(starts_with(answer, "error: "), "'" << line << "' -> '" << answer << "'");
+  }
+  BOOST_TEST(interpreter.execute("plugins", quit) == "[]");
+  BOOST_TEST(!test_support::is_mapped(kEffect));
+  BOOST_TEST(interpreter.execute("load " + kEffect, quit) == "ok test_effect");
+  const std::string refused = interpreter.execute(R"(reload test_effect {"fail_start": true})", quit);
+  BOOST_TEST(starts_with(refused, "error: "), refused);
+  BOOST_TEST(refused.find("fail_start is set") != std::string::npos, refused);
+  BOOST_TEST(test_support::json_string(interpreter.execute("plugins", quit), "/0/state") == "running");
+  BOOST_TEST(interpreter.execute("mutate d", quit) == "ok 4");
+  BOOST_TEST(!quit);
 }
 
 BOOST_AUTO_TEST_CASE(pending_answers_an_error_while_no_plugin_answers) {
@@ -155,6 +209,25 @@ BOOST_AUTO_TEST_CASE(the_executable_answers_the_protocol_and_exits_0) {
   child.close_stdin();  // end of input acts as quit
   BOOST_TEST(child.read_line().value_or("") == "bye");
   BOOST_TEST(child.wait_exit().value_or(-1000) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(the_executable_loads_reloads_and_unloads_plugins) {
+  TempDir dir;
+  write_file(dir / "host.json", R"({"data_dir": "data"})");
+  ChildProcess child({kHostStub, "--config", (dir / "host.json").string()}, dir / "stderr.txt");
+  BOOST_TEST(child.ask("load " + kEffect + R"( {"pending": true, "start_thread": true})") == "ok test_effect");
+  BOOST_TEST(child.ask("mutate one") == "ok 1");
+  BOOST_TEST(child.ask("reload test_effect") == "ok");
+  BOOST_TEST(test_support::json_string(child.ask("plugins"), "/0/state") == "running");
+  BOOST_TEST(starts_with(child.ask("reload"), "error: "));
+  BOOST_TEST(starts_with(child.ask("load /nowhere/libx.so"), "error: "));
+  BOOST_TEST(child.ask("unload test_effect") == "ok");
+  BOOST_TEST(child.ask("plugins") == "[]");
+  BOOST_TEST(child.ask("quit") == "bye");
+  BOOST_TEST(child.wait_exit().value_or(-1000) == 0);
+  const std::string log = read_file(dir / "stderr.txt");
+  BOOST_TEST(log.find("reloaded plugin 'test_effect'") != std::string::npos, log);
+  BOOST_TEST(log.find("unloaded plugin 'test_effect'") != std::string::npos, log);
 }
 
 BOOST_AUTO_TEST_CASE(the_executable_answers_a_last_line_without_newline_at_eof) {

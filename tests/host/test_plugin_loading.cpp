@@ -6,7 +6,7 @@
 #include <vector>
 #include <wep/plugin_host.hpp>
 
-#include "test_support.hpp"
+#include "harness_support.hpp"
 
 using host_stub::Host;
 using host_stub::HostError;

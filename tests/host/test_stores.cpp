@@ -4,7 +4,7 @@
 
 #include <boost/test/unit_test.hpp>
 
-#include "test_support.hpp"
+#include "harness_support.hpp"
 
 using host_stub::Host;
 using host_stub::HostError;

@@ -1,5 +1,5 @@
 // Shared helpers for the host suites: temporary folders, JSON lookups, and
-// a plugin-is-mapped probe.
+// a plugin-is-mapped probe. Nothing here needs the harness (host_stub).
 #pragma once
 
 #include <dlfcn.h>
@@ -9,7 +9,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <host_stub/host.hpp>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -87,15 +86,6 @@ inline bool is_mapped(const std::string& path) {
   if (!handle) return false;
   ::dlclose(handle);
   return true;
-}
-
-// Options for a host in `data_dir` loading the given plugins.
-inline host_stub::HostOptions options_for(const std::filesystem::path& data_dir,
-                                          std::vector<host_stub::PluginSpec> plugins = {}) {
-  host_stub::HostOptions options;
-  options.data_dir = data_dir;
-  options.plugins = std::move(plugins);
-  return options;
 }
 
 }  // namespace test_support
