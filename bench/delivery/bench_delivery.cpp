@@ -52,6 +52,7 @@
 #include <test_backend/backend.hpp>
 #include <thread>
 #include <vector>
+#include <wep/host_api_table.hpp>
 #include <wep/plugin_host.hpp>
 
 #include "child_process.hpp"
@@ -337,14 +338,9 @@ ReferenceFigures run_transport_only(const std::filesystem::path& work, int64_t e
     w.EndObject();
   }
   const std::string config = config_buffer.GetString();
-  const std::string data_dir = work.string();
-  wep_host_api api{};
-  api.struct_size = sizeof api;
-  api.plugin_config_json = wep::str(config);
-  api.data_dir = wep::str(data_dir);
-  api.log = [](void*, int32_t, const char*, size_t) {};
+  const wep::HostApiTable api(library->name(), config, work.string(), wep::HostServices{});  // logs dropped
   wep::TransportHandle transport(library);
-  if (!transport.create(&api, error) || !transport.start(error)) throw std::runtime_error(error);
+  if (!transport.create(api.get(), error) || !transport.start(error)) throw std::runtime_error(error);
 
   const std::string event_type = "note_created";
   const std::string created_at = created_at_now() + "Z";

@@ -44,6 +44,7 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include <wep/host_api_table.hpp>
 #include <wep/plugin_host.hpp>
 
 #include "backoff.hpp"
@@ -124,10 +125,7 @@ struct Flusher::Impl {
   wep::TransportHandle* transport_for_cancel = nullptr;  // valid while non-null
 
   // ---- transport, created by start(), destroyed by stop() after the join
-  std::string transport_config_json;
-  std::string transport_data_dir;  // NUL-terminated by std::string
-  std::string transport_name;
-  wep_host_api transport_api{};
+  std::unique_ptr<wep::HostApiTable> transport_api;  // outlives the instance
   std::unique_ptr<wep::TransportHandle> transport;
   std::thread thread;
 
@@ -153,12 +151,6 @@ struct Flusher::Impl {
     log(WEP_LOG_WARN, message);
   }
 
-  // The transport's host api: config, data dir and log only.
-  static void forward_log(void* ctx, int32_t level, const char* message, size_t size);
-  static wep_status no_setting(void*, wep_str, wep_sink*) { return WEP_ERR_UNSUPPORTED; }
-  static wep_status no_identity(void*, wep_sink*) { return WEP_ERR_UNSUPPORTED; }
-  static wep_status no_bus(void*, uint32_t) { return WEP_ERR_UNSUPPORTED; }
-
   void load_transport();
   void run() noexcept;
   PassResult pass();
@@ -167,11 +159,6 @@ struct Flusher::Impl {
 };
 
 // ------------------------------------------------------------- the transport
-
-void Flusher::Impl::forward_log(void* ctx, int32_t level, const char* message, size_t size) {
-  auto* impl = static_cast<Flusher::Impl*>(ctx);
-  impl->host.log(level, "transport " + impl->transport_name + ": " + std::string(message ? message : "", size));
-}
 
 void Flusher::Impl::load_transport() {
   const TransportConfig& tc = config.transport;
@@ -182,7 +169,7 @@ void Flusher::Impl::load_transport() {
     throw wep::Error(WEP_ERR_INVALID_ARGUMENT, "analytics config: /transport/plugin: '" + tc.plugin_path +
                                                    "' is not a transport plugin (it is an effect plugin)");
   }
-  transport_name = library->name();
+  const std::string transport_name = library->name();
 
   std::filesystem::path dir = std::filesystem::path(std::string(host.data_dir())) / "transport";
   std::error_code ec;
@@ -191,21 +178,17 @@ void Flusher::Impl::load_transport() {
     throw wep::Error(WEP_ERR_FAILED,
                      "cannot create the transport's data directory '" + dir.string() + "': " + ec.message());
   }
-  transport_data_dir = dir.string();
-  transport_config_json = tc.config_json.empty() ? "{}" : tc.config_json;
-
-  transport_api = {};
-  transport_api.struct_size = sizeof(wep_host_api);
-  transport_api.ctx = this;
-  transport_api.plugin_config_json = wep::str(transport_config_json);
-  transport_api.data_dir = wep::str(transport_data_dir);
-  transport_api.log = forward_log;
-  transport_api.get_setting = no_setting;
-  transport_api.get_pseudonymous_id = no_identity;
-  transport_api.subscribe = no_bus;
+  // The transport's host: config, data dir and log only (no settings,
+  // identity or bus). Its lines go to our host's log, prefixed.
+  wep::HostServices services;
+  services.log = [host = host](int32_t level, std::string_view name, std::string_view message) {
+    host.log(level, "transport " + std::string(name) + ": " + std::string(message));
+  };
+  transport_api = std::make_unique<wep::HostApiTable>(transport_name, tc.config_json.empty() ? "{}" : tc.config_json,
+                                                      dir.string(), std::move(services));
 
   auto handle = std::make_unique<wep::TransportHandle>(library);
-  if (!handle->create(&transport_api, error)) {
+  if (!handle->create(transport_api->get(), error)) {
     throw wep::Error(WEP_ERR_INVALID_ARGUMENT, "analytics config: /transport/config: " + error);
   }
   if (!handle->start(error)) {

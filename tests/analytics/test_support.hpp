@@ -21,6 +21,7 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+#include <wep/host_api_table.hpp>
 #include <wep/plugin_host.hpp>
 
 namespace analytics_test {
@@ -140,41 +141,35 @@ class Db {
 // A minimal host for loading the plugin directly: fixed config, data dir,
 // settings and pseudonymous id; log lines are kept and can be waited for.
 // Thread-safe like the contract requires.
-class DirectHost {
+class DirectHost final : public wep::SettingsSource, public wep::IdentitySource {
  public:
   DirectHost(std::string config_json, const fs::path& data_dir, std::string pseudonymous_id = "test-user")
-      : config_(std::move(config_json)), data_dir_(data_dir.string()), pseudonymous_id_(std::move(pseudonymous_id)) {
+      : pseudonymous_id_(std::move(pseudonymous_id)) {
     fs::create_directories(data_dir);
-    api_.struct_size = sizeof(api_);
-    api_.ctx = this;
-    api_.plugin_config_json = wep::str(config_);
-    api_.data_dir = wep::str(data_dir_);  // std::string is NUL-terminated
-    api_.log = [](void* ctx, int32_t level, const char* message, size_t size) {
-      static_cast<DirectHost*>(ctx)->on_log(level, std::string(message, size));
+    wep::HostServices services;
+    services.settings = this;
+    services.identity = this;
+    services.log = [this](int32_t level, std::string_view, std::string_view message) {
+      on_log(level, std::string(message));
     };
-    api_.get_setting = [](void* ctx, wep_str key, wep_sink* out) -> wep_status {
-      auto* self = static_cast<DirectHost*>(ctx);
-      std::lock_guard lock(self->mutex_);
-      auto it = self->settings_.find(std::string(wep::view(key)));
-      if (it == self->settings_.end()) return WEP_ERR_NOT_FOUND;
-      wep::write(out, it->second);
-      return WEP_OK;
-    };
-    api_.get_pseudonymous_id = [](void* ctx, wep_sink* out) -> wep_status {
-      wep::write(out, static_cast<DirectHost*>(ctx)->pseudonymous_id_);
-      return WEP_OK;
-    };
-    api_.subscribe = [](void* ctx, uint32_t kinds) -> wep_status {
-      auto* self = static_cast<DirectHost*>(ctx);
-      std::lock_guard lock(self->mutex_);
-      self->subscribed_ = kinds;
-      return WEP_OK;
-    };
+    api_ = std::make_unique<wep::HostApiTable>("analytics", std::move(config_json), data_dir.string(), services,
+                                               [this](uint32_t kinds) {
+                                                 std::lock_guard lock(mutex_);
+                                                 subscribed_ = kinds;
+                                                 return WEP_OK;
+                                               });
   }
   DirectHost(const DirectHost&) = delete;
   DirectHost& operator=(const DirectHost&) = delete;
 
-  const wep_host_api* api() const { return &api_; }
+  const wep_host_api* api() const { return api_->get(); }
+  std::optional<std::string> setting_json(std::string_view key) const override {
+    std::lock_guard lock(mutex_);
+    auto it = settings_.find(std::string(key));
+    if (it == settings_.end()) return std::nullopt;
+    return it->second;
+  }
+  std::optional<std::string> pseudonymous_id() const override { return pseudonymous_id_; }
   void set_setting(const std::string& key, const std::string& value_json) {
     std::lock_guard lock(mutex_);
     settings_[key] = value_json;
@@ -207,15 +202,13 @@ class DirectHost {
     logged_.notify_all();
   }
 
-  std::string config_;
-  std::string data_dir_;
-  std::string pseudonymous_id_;
-  wep_host_api api_{};
+  const std::string pseudonymous_id_;
   mutable std::mutex mutex_;
   std::condition_variable logged_;
   std::map<std::string, std::string> settings_;
   std::vector<std::string> log_;
   uint32_t subscribed_ = 0;
+  std::unique_ptr<wep::HostApiTable> api_;  // last: its functions use the members above
 };
 
 // The real plugin file, loaded and started against a DirectHost.

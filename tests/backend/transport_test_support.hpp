@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+#include <wep/host_api_table.hpp>
 #include <wep/plugin_host.hpp>
 
 namespace wep::test {
@@ -68,20 +69,14 @@ class LoadedTransport {
     library_ = wep::PluginLibrary::open(plugin_path, error);
     if (!library_) throw std::runtime_error(error);
     if (!library_->descriptor().transport) throw std::runtime_error(plugin_path + " is not a transport");
-    api_.struct_size = sizeof(api_);
-    api_.ctx = this;
-    api_.plugin_config_json = wep::str(config_json_);
-    api_.data_dir = wep::str(data_dir_);
-    api_.log = [](void* ctx, int32_t, const char* message, size_t size) {
-      auto* self = static_cast<LoadedTransport*>(ctx);
-      std::lock_guard lock(self->log_mutex_);
-      self->logs_.emplace_back(message, size);
+    wep::HostServices services;  // as a flusher gives it: log only
+    services.log = [this](int32_t, std::string_view, std::string_view message) {
+      std::lock_guard lock(log_mutex_);
+      logs_.emplace_back(message);
     };
-    api_.get_setting = [](void*, wep_str, wep_sink*) -> wep_status { return WEP_ERR_UNSUPPORTED; };
-    api_.get_pseudonymous_id = [](void*, wep_sink*) -> wep_status { return WEP_ERR_UNSUPPORTED; };
-    api_.subscribe = [](void*, uint32_t) -> wep_status { return WEP_ERR_UNSUPPORTED; };
+    api_ = std::make_unique<wep::HostApiTable>(library_->name(), config_json_, data_dir_, std::move(services));
     handle_ = std::make_unique<wep::TransportHandle>(library_);
-    if (!handle_->create(&api_, error)) throw std::runtime_error("create failed: " + error);
+    if (!handle_->create(api_->get(), error)) throw std::runtime_error("create failed: " + error);
   }
   ~LoadedTransport() { unload(); }
 
@@ -129,7 +124,7 @@ class LoadedTransport {
  private:
   std::string config_json_;
   std::string data_dir_;
-  wep_host_api api_{};
+  std::unique_ptr<wep::HostApiTable> api_;  // outlives the instance
   std::shared_ptr<const wep::PluginLibrary> library_;
   std::unique_ptr<wep::TransportHandle> handle_;
   mutable std::mutex log_mutex_;

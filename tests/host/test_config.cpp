@@ -3,7 +3,7 @@
 #define BOOST_TEST_MODULE host_config
 #include <boost/test/unit_test.hpp>
 
-#include "test_support.hpp"
+#include "harness_support.hpp"
 
 using host_stub::HostError;
 using host_stub::load_config_file;

@@ -4,6 +4,7 @@
 #include <boost/test/unit_test.hpp>
 #include <cstdio>
 #include <vector>
+#include <wep/host_api_table.hpp>
 #include <wep/plugin_host.hpp>
 
 #include "harness_support.hpp"
@@ -158,15 +159,11 @@ BOOST_AUTO_TEST_CASE(stop_joins_the_thread_through_the_raw_handle) {
   std::string error;
   auto library = wep::PluginLibrary::open(kEffect, error);
   BOOST_TEST_REQUIRE(library != nullptr, error);
-  const std::string data_dir = dir.path().string();
-  const std::string config = R"({"start_thread":true,"subscribe":0})";
-  wep_host_api api{};
-  api.struct_size = sizeof api;
-  api.plugin_config_json = wep::str(config);
-  api.data_dir = wep::str(data_dir);
+  // A host with no services and no bus.
+  const wep::HostApiTable api("test_effect", R"({"start_thread":true,"subscribe":0})", dir.path().string(), {});
   {
     wep::EffectPluginHandle handle(library);
-    BOOST_TEST_REQUIRE(handle.create(&api, error), error);
+    BOOST_TEST_REQUIRE(handle.create(api.get(), error), error);
     BOOST_TEST_REQUIRE(handle.start(error), error);
     BOOST_TEST(handle.stop(1000) == WEP_OK);
     BOOST_TEST(std::filesystem::exists(dir.path() / "thread_exited"));
