@@ -1,20 +1,6 @@
-# wep_add_plugin(<target> SOURCES ...): a plugin is a MODULE library with
-# hidden visibility whose only export is wep_plugin_entry (enforced by
-# cmake/plugin_exports.map). -fno-gnu-unique
-# keeps g++ from marking it NODELETE, so dlclose really unmaps it.
-function(wep_add_plugin target)
-  cmake_parse_arguments(ARG "" "" "SOURCES" ${ARGN})
-  add_library(${target} MODULE ${ARG_SOURCES})
-  set_target_properties(${target} PROPERTIES
-    PREFIX "lib"
-    CXX_VISIBILITY_PRESET hidden
-    VISIBILITY_INLINES_HIDDEN ON)
-  target_compile_options(${target} PRIVATE -fno-gnu-unique)
-  target_link_options(${target} PRIVATE -Wl,--no-undefined -Wl,--exclude-libs,ALL
-                      -Wl,--version-script=${PROJECT_SOURCE_DIR}/cmake/plugin_exports.map)
-  set_property(TARGET ${target} APPEND PROPERTY LINK_DEPENDS ${PROJECT_SOURCE_DIR}/cmake/plugin_exports.map)
-  target_link_libraries(${target} PRIVATE wep::plugin_api)
-endfunction()
+# wep_add_plugin(<target> SOURCES ...): see WepPlugin.cmake (installed with the
+# package, so out-of-tree plugins are built the same way).
+include(${CMAKE_CURRENT_LIST_DIR}/WepPlugin.cmake)
 
 # wep_embed_text(<target> <file> <symbol>): makes the text of <file>
 # available to <target> as `inline constexpr char <symbol>[]` via a generated

@@ -19,6 +19,7 @@
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+#include <wep/version.h>
 
 #include <atomic>
 #include <boost/dll/runtime_symbol_info.hpp>
@@ -547,4 +548,4 @@ std::unique_ptr<wep::EffectPlugin> make_analytics_plugin(wep::Host host) {
 }  // namespace
 }  // namespace analytics
 
-WEP_EFFECT_PLUGIN("analytics", "0.1.0", ::analytics::make_analytics_plugin)
+WEP_EFFECT_PLUGIN("analytics", WEP_VERSION_STRING, ::analytics::make_analytics_plugin)

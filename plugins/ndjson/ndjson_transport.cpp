@@ -22,6 +22,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <wep/version.h>
 
 #include <cerrno>
 #include <cstring>
@@ -242,6 +243,6 @@ class NdjsonTransport final : public wep::TransportPlugin {
 
 }  // namespace
 
-WEP_TRANSPORT_PLUGIN("ndjson", "1.0.0", [](wep::Host host) -> std::unique_ptr<wep::TransportPlugin> {
+WEP_TRANSPORT_PLUGIN("ndjson", WEP_VERSION_STRING, [](wep::Host host) -> std::unique_ptr<wep::TransportPlugin> {
   return std::make_unique<NdjsonTransport>(host);
 })

@@ -51,6 +51,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <wep/version.h>
 
 #include <cerrno>
 #include <chrono>
@@ -659,6 +660,6 @@ class SupabaseTransport final : public wep::TransportPlugin {
 
 }  // namespace
 
-WEP_TRANSPORT_PLUGIN("supabase", "1.0.0", [](wep::Host host) -> std::unique_ptr<wep::TransportPlugin> {
+WEP_TRANSPORT_PLUGIN("supabase", WEP_VERSION_STRING, [](wep::Host host) -> std::unique_ptr<wep::TransportPlugin> {
   return std::make_unique<SupabaseTransport>(host);
 })

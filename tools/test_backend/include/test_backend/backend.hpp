@@ -38,7 +38,7 @@
 namespace wep::test {
 
 // Paths of the certificates generated at build time (target wep_test_certs,
-// into ${CMAKE_BINARY_DIR}/certs). All PEM files.
+// into certs/ at the top of the build tree). All PEM files.
 struct TestCertificates {
   std::string ca_file;      // the trusted test CA
   std::string server_cert;  // CN=localhost, SAN DNS:localhost, IP:127.0.0.1, signed by ca_file
