@@ -8,7 +8,7 @@
 #   - the installed host-stub runs the installed analytics plugin with the example
 #     transport end to end, and a config without "path" is refused naming it;
 #   - examples/c_plugin compiles with nothing but pkg-config (wep-plugin-api.pc);
-#   - examples/host, when present, configures and builds.
+#   - examples/host configures, builds and runs: its 5 mapped mutations arrive in NDJSON.
 # Prints each check; exits non-zero at the first failure.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -53,6 +53,12 @@ done
 grep -q "WEP_VERSION_STRING \"$version\"" "$prefix/include/wep/version.h" || fail "version.h does not say $version"
 for plugin in "$prefix/$libdir/wep/plugins"/*test*; do [ -e "$plugin" ] && fail "test plugin installed: $plugin"; done
 step "  all present, version $version"
+
+step "the host library's interface names no SQLite, Poco or RapidJSON"
+if grep -rliE "sqlite|poco|rapidjson" "$prefix/include"; then fail "an installed header names SQLite, Poco or RapidJSON"; fi
+host_link=$(grep -A4 "add_library(wep::host " "$prefix/$libdir/cmake/wep/wepTargets.cmake" | grep INTERFACE_LINK_LIBRARIES || true)
+case "$host_link" in *[Ss][Qq][Ll]ite* | *Poco* | *RapidJSON*) fail "wep::host links: $host_link" ;; esac
+step "  wep::host links:${host_link#*INTERFACE_LINK_LIBRARIES}"
 
 step "installed plugins"
 for plugin in "$prefix/$libdir/wep/plugins"/*.so; do check_exports "$plugin"; done
@@ -121,8 +127,19 @@ if [ -f "$root/examples/host/CMakeLists.txt" ]; then
   cmake -S "$root/examples/host" -B "$work/host" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$work/host.log" 2>&1 || { cat "$work/host.log" >&2; fail "configure"; }
   cmake --build "$work/host" >>"$work/host.log" 2>&1 || { cat "$work/host.log" >&2; fail "build"; }
-  # ---- examples/host: run the built example host here (against $prefix/$libdir/wep/plugins
-  # ---- and $event_log) and fail() unless it behaves as its README says.
+  step "  runs: embeds the coordinator and plugin manager, loads the installed analytics plugin"
+  "$work/host/example-host" "$work/host-data" "$prefix/$libdir/wep/plugins" >"$work/host.out" 2>"$work/host.err" ||
+    { cat "$work/host.out" "$work/host.err" >&2; fail "example-host exited with $?"; }
+  grep -q "committed 6 mutations, indexed 6, pending 0" "$work/host.out" ||
+    { cat "$work/host.out" "$work/host.err" >&2; fail "example-host did not deliver everything"; }
+  arrived=$work/host-data/plugins/analytics/transport/events.ndjson
+  [ "$(wc -l <"$arrived")" -eq 5 ] || { cat "$arrived" >&2; fail "expected 5 delivered rows in $arrived"; }
+  [ "$(grep -c '"event_type":"note_created"' "$arrived")" -eq 5 ] || { cat "$arrived" >&2; fail "unexpected event types"; }
+  for count in 10 20 30 40 50; do
+    grep -q "\"word_count\":$count[,}]" "$arrived" || { cat "$arrived" >&2; fail "word_count $count missing"; }
+  done
+  if grep -q private "$arrived"; then cat "$arrived" >&2; fail "a property that is not listed was delivered"; fi
+  step "  5 rows delivered to NDJSON, unlisted properties and the unmapped type left out"
 fi
 
 step "all checks passed"
