@@ -2,6 +2,7 @@
 // (Boost.DLL, real dlopen/dlclose).
 #define BOOST_TEST_MODULE host_plugin_loading
 #include <boost/test/unit_test.hpp>
+#include <cstddef>
 #include <cstdio>
 #include <vector>
 #include <wep/host_api_table.hpp>
@@ -21,6 +22,7 @@ using test_support::TempDir;
 namespace {
 
 const std::string kEffect = TEST_EFFECT_PLUGIN_PATH;
+const std::string kEffectV10 = TEST_EFFECT_PLUGIN_V1_0_PATH;
 const std::string kMajor2 = TEST_PLUGIN_MAJOR2_PATH;
 const std::string kMinorNewer = TEST_PLUGIN_MINOR_NEWER_PATH;
 const std::string kNoEntry = TEST_NO_ENTRY_PATH;
@@ -187,10 +189,74 @@ BOOST_AUTO_TEST_CASE(load_emit_unload_reload_100_times_really_unmaps) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(a_plugin_built_for_api_1_0_loads_and_works_in_this_host) {
+  static_assert(WEP_API_VERSION_MAJOR == 1 && WEP_API_VERSION_MINOR >= 1);
+  TempDir dir;
+  Host host(options_for(dir.path(), {{kEffectV10, R"({"pending":true})"}}));
+  const auto plugins = host.plugins();
+  BOOST_TEST_REQUIRE(plugins.size() == 1u);
+  BOOST_TEST(plugins[0].name == "test_effect_v1_0");
+  BOOST_TEST(plugins[0].api_major == 1);
+  BOOST_TEST(plugins[0].api_minor == 0);
+  BOOST_TEST(host.mutate("note.created") == 1);
+  host.set_setting("analytics_enabled", "false");
+  BOOST_TEST(host.pending().value() == 1);
+  host.set_online(true);
+  BOOST_TEST(host.wait_delivered(std::chrono::seconds(30)).value() == 0);
+  const std::string stats = host.stats_json();
+  BOOST_TEST(json_int(stats, "/plugins/test_effect_v1_0/delivered") == 1);
+  BOOST_TEST(test_support::json_string(stats, "/plugins/test_effect_v1_0/analytics_enabled") == "false");
+  host.shutdown();
+  BOOST_TEST(!is_mapped(kEffectV10));
+}
+
+BOOST_AUTO_TEST_CASE(a_host_providing_1_0_refuses_a_plugin_needing_1_1_naming_both_versions) {
+  std::string error;
+  auto needs_1_1 = wep::PluginLibrary::open(kEffect, error);
+  BOOST_TEST_REQUIRE(needs_1_1 != nullptr, error);
+  BOOST_TEST(needs_1_1->descriptor().api_minor == 1);
+  const auto refusal = wep::api_version_refusal(needs_1_1->descriptor(), kEffect, 1, 0);
+  BOOST_TEST_REQUIRE(refusal.has_value());
+  BOOST_TEST(contains(*refusal, kEffect));
+  BOOST_TEST(contains(*refusal, "built for plugin API 1.1"));
+  BOOST_TEST(contains(*refusal, "this host provides 1.0"));
+  BOOST_TEST(contains(*refusal, "needs a newer host"));
+
+  auto built_for_1_0 = wep::PluginLibrary::open(kEffectV10, error);
+  BOOST_TEST_REQUIRE(built_for_1_0 != nullptr, error);
+  BOOST_TEST(!wep::api_version_refusal(built_for_1_0->descriptor(), kEffectV10, 1, 0).has_value());
+  BOOST_TEST(wep::api_version_refusal(built_for_1_0->descriptor(), kEffectV10, 2, 0).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(plugins_read_the_hosts_event_log_through_api_1_1) {
+  TempDir dir;
+  {
+    Host host(options_for(dir.path()));
+    for (int i = 1; i <= 5; ++i) BOOST_TEST(host.mutate("note.created", "{\"i\":" + std::to_string(i) + "}") == i);
+  }
+  Host host(options_for(dir.path(), {{kEffect, R"({"read_log_after":2})"}}));
+  const std::string stats = host.stats_json();
+  BOOST_TEST(json_int(stats, "/plugins/test_effect/log_last_sequence") == 5);
+  BOOST_TEST(json_int(stats, "/plugins/test_effect/log_read") == 3);  // sequences 3, 4, 5, in order
+  BOOST_TEST(json_int(stats, "/plugins/test_effect/out_of_order") == 0);
+
+  // A host without an event log says so: the plugin sees none.
+  const wep::HostApiTable no_log("test_effect", "{}", dir.path().string(), {});
+  BOOST_TEST(no_log.get()->read_mutations(no_log.get()->ctx, 0, nullptr) == WEP_ERR_UNSUPPORTED);
+  BOOST_TEST(!wep::Host(no_log.get()).last_mutation_sequence().has_value());
+  BOOST_TEST(!wep::Host(no_log.get()).read_mutations(0, [](const wep_mutation_committed&) { return true; }));
+
+  // A host built for 1.0 has a shorter table: the 1.1 calls are not there.
+  wep_host_api older = *no_log.get();
+  older.struct_size = offsetof(wep_host_api, read_mutations);
+  BOOST_TEST(!WEP_HAS_FIELD(wep_host_api, &older, read_mutations));
+  BOOST_TEST(!wep::Host(&older).last_mutation_sequence().has_value());
+}
+
 // Every plugin, shipped or test, exports exactly one dynamic symbol: the
 // entry point (hidden visibility plus cmake/plugin_exports.map).
 BOOST_AUTO_TEST_CASE(every_plugin_exports_only_its_entry_point) {
-  for (const std::string& path : {kEffect, kMajor2, kMinorNewer, kTransport, std::string(ANALYTICS_PATH),
+  for (const std::string& path : {kEffect, kEffectV10, kMajor2, kMinorNewer, kTransport, std::string(ANALYTICS_PATH),
                                   std::string(SUPABASE_PATH), std::string(NDJSON_PATH)}) {
     const std::string command = "nm -D --defined-only '" + path + "'";
     FILE* pipe = popen(command.c_str(), "r");

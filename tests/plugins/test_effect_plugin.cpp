@@ -13,6 +13,13 @@
 //   "fail_start": bool         start() fails with "test plugin: fail_start is set"
 //   "pending": bool            answers pending_count (else WEP_ERR_UNSUPPORTED)
 //   "subscribe": int           the event mask to subscribe to (default 7: all)
+//   "read_log_after": int      start() reads the host's event log (API 1.1)
+//                              after that sequence: stats "log_read",
+//                              "log_last_sequence" (-1: the host has no log)
+//
+// Built twice: test_effect_plugin (declaring this API's minor) and
+// test_effect_plugin_v1_0 (WEP_PLUGIN_API_MINOR=0, named "test_effect_v1_0"):
+// a plugin built for API 1.0 that must keep working in newer hosts.
 //
 // Pending model: every mutation received is "stored" at once and pending
 // until "delivered"; delivery happens while online (in on_event, or on the
@@ -43,6 +50,7 @@ struct Options {
   bool fail_start = false;
   bool pending = false;
   uint32_t subscribe = WEP_EVENT_MUTATION_COMMITTED | WEP_EVENT_CONNECTIVITY_CHANGED | WEP_EVENT_SETTING_CHANGED;
+  int64_t read_log_after = -1;  // -1: do not read
 };
 
 Options parse_options(std::string_view json) {
@@ -75,6 +83,10 @@ Options parse_options(std::string_view json) {
       if (!value.IsUint() || value.GetUint() > 7)
         throw wep::Error(WEP_ERR_INVALID_ARGUMENT, "test plugin config: /subscribe: expected a mask 0..7");
       options.subscribe = value.GetUint();
+    } else if (key == "read_log_after") {
+      if (!value.IsInt64() || value.GetInt64() < 0)
+        throw wep::Error(WEP_ERR_INVALID_ARGUMENT, "test plugin config: /read_log_after: expected a sequence >= 0");
+      options.read_log_after = value.GetInt64();
     } else {
       throw wep::Error(WEP_ERR_INVALID_ARGUMENT, "test plugin config: /" + key + ": unknown key");
     }
@@ -96,6 +108,16 @@ class TestEffectPlugin final : public wep::EffectPlugin {
     if (options_.fail_start) throw wep::Error(WEP_ERR_FAILED, "test plugin: fail_start is set");
     analytics_enabled_ = host_.setting_json("analytics_enabled").value_or("unknown");
     pseudonymous_id_ = host_.pseudonymous_id().value_or("");
+    if (options_.read_log_after >= 0) {
+      log_last_sequence_ = host_.last_mutation_sequence().value_or(-1);
+      int64_t previous = options_.read_log_after;
+      host_.read_mutations(options_.read_log_after, [&](const wep_mutation_committed& mutation) {
+        if (mutation.sequence <= previous) ++out_of_order_;
+        previous = mutation.sequence;
+        ++log_read_;
+        return true;
+      });
+    }
     if (options_.start_thread) {
       thread_running_ = true;
       thread_ = std::thread([this] { run(); });
@@ -179,6 +201,10 @@ class TestEffectPlugin final : public wep::EffectPlugin {
     w.String(analytics_enabled_.c_str());
     w.Key("pseudonymous_id");
     w.String(pseudonymous_id_.c_str());
+    w.Key("log_read");
+    w.Int64(log_read_);
+    w.Key("log_last_sequence");
+    w.Int64(log_last_sequence_);
     w.EndObject();
     return buffer.GetString();
   }
@@ -213,6 +239,7 @@ class TestEffectPlugin final : public wep::EffectPlugin {
   std::condition_variable wake_;
   int64_t events_ = 0, mutations_ = 0, connectivity_ = 0, settings_ = 0, thrown_ = 0;
   int64_t last_sequence_ = 0, out_of_order_ = 0, pending_ = 0, delivered_ = 0;
+  int64_t log_read_ = 0, log_last_sequence_ = -1;
   bool online_ = false;
   bool stopping_ = false;
   bool thread_running_ = false;
@@ -223,4 +250,8 @@ class TestEffectPlugin final : public wep::EffectPlugin {
 
 }  // namespace
 
-WEP_EFFECT_PLUGIN("test_effect", "1.0.0", [](wep::Host host) { return std::make_unique<TestEffectPlugin>(host); })
+#ifndef TEST_EFFECT_NAME
+#define TEST_EFFECT_NAME "test_effect"
+#endif
+
+WEP_EFFECT_PLUGIN(TEST_EFFECT_NAME, "1.0.0", [](wep::Host host) { return std::make_unique<TestEffectPlugin>(host); })

@@ -41,6 +41,8 @@ class HostApiTable {
     api_.get_setting = &HostApiTable::get_setting;
     api_.get_pseudonymous_id = &HostApiTable::get_pseudonymous_id;
     api_.subscribe = &HostApiTable::subscribe;
+    api_.read_mutations = &HostApiTable::read_mutations;
+    api_.last_mutation_sequence = &HostApiTable::last_mutation_sequence;
   }
   HostApiTable(const HostApiTable&) = delete;
   HostApiTable& operator=(const HostApiTable&) = delete;
@@ -93,6 +95,37 @@ class HostApiTable {
       const HostApiTable& table = self(ctx);
       if (!table.subscribe_) return WEP_ERR_UNSUPPORTED;
       return table.subscribe_(event_kinds);
+    } catch (...) {
+      return WEP_ERR_FAILED;
+    }
+  }
+
+  static wep_status read_mutations(void* ctx, int64_t after_sequence, const wep_mutation_visitor* visitor) noexcept {
+    try {
+      const HostApiTable& table = self(ctx);
+      if (!table.services_.event_log) return WEP_ERR_UNSUPPORTED;
+      if (!visitor || !visitor->visit) return WEP_ERR_INVALID_ARGUMENT;
+      table.services_.event_log->read_after(after_sequence, [visitor](const LoggedMutation& logged) {
+        wep_mutation_committed mutation{};
+        mutation.sequence = logged.sequence;
+        mutation.type = str(logged.type);
+        mutation.payload_json = str(logged.payload_json);
+        mutation.committed_at_ms = logged.committed_at_ms;
+        return visitor->visit(visitor->ctx, &mutation) != 0;
+      });
+      return WEP_OK;
+    } catch (...) {
+      return WEP_ERR_FAILED;
+    }
+  }
+
+  static wep_status last_mutation_sequence(void* ctx, int64_t* out) noexcept {
+    try {
+      const HostApiTable& table = self(ctx);
+      if (!table.services_.event_log) return WEP_ERR_UNSUPPORTED;
+      if (!out) return WEP_ERR_INVALID_ARGUMENT;
+      *out = table.services_.event_log->last_sequence();
+      return WEP_OK;
     } catch (...) {
       return WEP_ERR_FAILED;
     }

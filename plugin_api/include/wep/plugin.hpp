@@ -72,7 +72,39 @@ class Host {
     return api_->subscribe ? api_->subscribe(api_->ctx, event_kinds) : WEP_ERR_UNSUPPORTED;
   }
 
-  const wep_host_api* raw() const { return api_; }
+  // The host's event log (API 1.1). nullopt when the host is older or
+  // keeps no log.
+  std::optional<int64_t> last_mutation_sequence() const {
+    int64_t sequence = 0;
+    if (!WEP_HAS_FIELD(wep_host_api, api_, last_mutation_sequence) || !api_->last_mutation_sequence ||
+        api_->last_mutation_sequence(api_->ctx, &sequence) != WEP_OK)
+      return std::nullopt;
+    return sequence;
+  }
+
+  // Calls visit(mutation) for every logged mutation after `after_sequence`,
+  // in order, until it returns false. False when the host is older or keeps
+  // no log. An exception thrown by visit stops the read and is rethrown here.
+  template <class Visit>
+  bool read_mutations(int64_t after_sequence, Visit&& visit) const {
+    if (!WEP_HAS_FIELD(wep_host_api, api_, read_mutations) || !api_->read_mutations) return false;
+    struct Context {
+      Visit& visit;
+      std::exception_ptr error;
+    } context{visit, nullptr};
+    wep_mutation_visitor visitor{&context, [](void* ctx, const wep_mutation_committed* mutation) -> int32_t {
+                                   auto& c = *static_cast<Context*>(ctx);
+                                   try {
+                                     return c.visit(*mutation) ? 1 : 0;
+                                   } catch (...) {
+                                     c.error = std::current_exception();
+                                     return 0;
+                                   }
+                                 }};
+    const wep_status status = api_->read_mutations(api_->ctx, after_sequence, &visitor);
+    if (context.error) std::rethrow_exception(context.error);
+    return status == WEP_OK;
+  }
 
  private:
   const wep_host_api* api_;
@@ -243,6 +275,13 @@ inline void cancel(wep_plugin* self) noexcept { impl_of<TransportPlugin>(self).c
 }  // namespace detail
 }  // namespace wep
 
+// The API minor version a plugin declares: by default the one of these
+// headers. A plugin that uses nothing newer may define it lower (before
+// including this header) to load in older hosts of the same major version.
+#ifndef WEP_PLUGIN_API_MINOR
+#define WEP_PLUGIN_API_MINOR WEP_API_VERSION_MINOR
+#endif
+
 #if defined(__GNUC__)
 #define WEP_EXPORT extern "C" __attribute__((visibility("default")))
 #else
@@ -267,7 +306,7 @@ inline void cancel(wep_plugin* self) noexcept { impl_of<TransportPlugin>(self).c
         ::wep::detail::destroy<::wep::EffectPlugin>,                                \
     };                                                                              \
     static const wep_plugin_descriptor descriptor = {WEP_API_VERSION_MAJOR,         \
-                                                     WEP_API_VERSION_MINOR,         \
+                                                     WEP_PLUGIN_API_MINOR,          \
                                                      sizeof(wep_plugin_descriptor), \
                                                      plugin_name,                   \
                                                      plugin_version,                \
@@ -292,7 +331,7 @@ inline void cancel(wep_plugin* self) noexcept { impl_of<TransportPlugin>(self).c
         ::wep::detail::destroy<::wep::TransportPlugin>,                               \
     };                                                                                \
     static const wep_plugin_descriptor descriptor = {WEP_API_VERSION_MAJOR,           \
-                                                     WEP_API_VERSION_MINOR,           \
+                                                     WEP_PLUGIN_API_MINOR,            \
                                                      sizeof(wep_plugin_descriptor),   \
                                                      plugin_name,                     \
                                                      plugin_version,                  \

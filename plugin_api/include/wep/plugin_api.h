@@ -9,7 +9,11 @@
  * version the plugin was built against. A host accepts a plugin whose major
  * version equals its own and whose minor version is not newer than its own.
  * Within one major version, structs are append-only: every struct starts with
- * `struct_size`, and a reader never touches fields beyond it.
+ * `struct_size`, and a reader never touches fields beyond it (see
+ * WEP_HAS_FIELD). History of the minor versions:
+ *   1.0  the first contract
+ *   1.1  wep_host_api.read_mutations and last_mutation_sequence: the host's
+ *        event log, for plugins that catch up after a crash
  *
  * Strings are passed as wep_str (pointer + length, not NUL-terminated unless
  * stated) and are only valid for the duration of the call that passes them,
@@ -28,7 +32,7 @@
 #include <stdint.h>
 
 #define WEP_API_VERSION_MAJOR 1
-#define WEP_API_VERSION_MINOR 0
+#define WEP_API_VERSION_MINOR 1
 
 /* The one symbol a plugin exports (see wep_plugin_entry_fn). */
 #define WEP_ENTRY_POINT_NAME "wep_plugin_entry"
@@ -60,6 +64,12 @@ typedef struct wep_sink {
   void* ctx;
   void (*write)(void* ctx, const char* data, size_t size);
 } wep_sink;
+
+/* True if the struct at `ptr` (whose first member is struct_size) was built
+ * with `field`: a reader checks this before using a field added by a later
+ * minor version. */
+#define WEP_HAS_FIELD(type, ptr, field) \
+  ((ptr)->struct_size >= offsetof(type, field) + sizeof(((const type*)0)->field))
 
 /* Log levels for wep_host_api.log. */
 #define WEP_LOG_DEBUG 0
@@ -106,6 +116,14 @@ typedef struct wep_event {
 
 /* ---------------------------------------- what a host gives a plugin */
 
+/* Receives committed mutations from wep_host_api.read_mutations (API 1.1).
+ * visit returns nonzero to go on, 0 to stop. The mutation is valid only
+ * during the call. */
+typedef struct wep_mutation_visitor {
+  void* ctx;
+  int32_t (*visit)(void* ctx, const wep_mutation_committed* mutation);
+} wep_mutation_visitor;
+
 /* Host services handed to a plugin at create(). Owned by the host; the
  * pointer and every string in it stay valid until the plugin's destroy()
  * returns. Every function is thread-safe and may be called from any thread
@@ -139,6 +157,19 @@ typedef struct wep_host_api {
    * left inside the bus. Callable from start() on. WEP_ERR_UNSUPPORTED where
    * there is no bus (a transport's host). */
   wep_status (*subscribe)(void* ctx, uint32_t event_kinds);
+
+  /* ---- API 1.1: use only if WEP_HAS_FIELD(wep_host_api, api, <field>). */
+
+  /* Calls visitor->visit for every mutation in the host's durable event log
+   * with sequence > after_sequence, in sequence order, until visit returns 0
+   * or the log ends. Streams (the host never loads the range into memory);
+   * concurrent commits are allowed and may or may not be seen.
+   * WEP_ERR_UNSUPPORTED when the host keeps no event log. */
+  wep_status (*read_mutations)(void* ctx, int64_t after_sequence, const wep_mutation_visitor* visitor);
+
+  /* Writes the sequence of the newest committed mutation (0 for an empty
+   * log). WEP_ERR_UNSUPPORTED when the host keeps no event log. */
+  wep_status (*last_mutation_sequence)(void* ctx, int64_t* out);
 } wep_host_api;
 
 /* ------------------------------------------------------ effect plugins */

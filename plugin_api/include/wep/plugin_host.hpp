@@ -9,10 +9,30 @@
 
 #include <boost/dll/shared_library.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 #include <wep/plugin.hpp>
 
 namespace wep {
+
+// Why a host providing plugin API host_major.host_minor refuses `descriptor`
+// (from the file at `path`), or nothing when it accepts it: the majors must
+// be equal and the plugin's minor not newer than the host's.
+inline std::optional<std::string> api_version_refusal(const wep_plugin_descriptor& descriptor, const std::string& path,
+                                                      uint16_t host_major = WEP_API_VERSION_MAJOR,
+                                                      uint16_t host_minor = WEP_API_VERSION_MINOR) {
+  const std::string theirs = std::to_string(descriptor.api_major) + "." + std::to_string(descriptor.api_minor);
+  const std::string ours = std::to_string(host_major) + "." + std::to_string(host_minor);
+  if (descriptor.api_major != host_major) {
+    return "plugin '" + path + "' was built for plugin API " + theirs + " but this host provides " + ours +
+           ": the major versions differ";
+  }
+  if (descriptor.api_minor > host_minor) {
+    return "plugin '" + path + "' was built for plugin API " + theirs + " but this host provides " + ours +
+           ": the plugin needs a newer host";
+  }
+  return std::nullopt;
+}
 
 // A loaded plugin file whose descriptor passed the version check.
 class PluginLibrary {
@@ -39,16 +59,8 @@ class PluginLibrary {
       error = "plugin '" + path + "': its entry point returned no descriptor";
       return nullptr;
     }
-    const std::string theirs = std::to_string(d->api_major) + "." + std::to_string(d->api_minor);
-    const std::string ours = std::to_string(WEP_API_VERSION_MAJOR) + "." + std::to_string(WEP_API_VERSION_MINOR);
-    if (d->api_major != WEP_API_VERSION_MAJOR) {
-      error = "plugin '" + path + "' was built for plugin API " + theirs + " but this host provides " + ours +
-              ": the major versions differ";
-      return nullptr;
-    }
-    if (d->api_minor > WEP_API_VERSION_MINOR) {
-      error = "plugin '" + path + "' was built for plugin API " + theirs + " but this host provides " + ours +
-              ": the plugin needs a newer host";
+    if (auto refusal = api_version_refusal(*d, path)) {
+      error = *refusal;
       return nullptr;
     }
     if (d->struct_size < sizeof(wep_plugin_descriptor) || (d->effect == nullptr) == (d->transport == nullptr)) {
