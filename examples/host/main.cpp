@@ -89,7 +89,8 @@ int main(int argc, char** argv) {
   try {
     wep::WriteEffectCoordinator bus;  // declared before the manager: outlives it
     std::atomic<int> indexed{0};      // the app's own effect, on its own lane
-    bus.add_effect("search_index", [&](const wep::Event&) { ++indexed; }, wep::kMutationCommitted);
+    bus.add_effect(
+        "search_index", [&](const wep::Event&) { ++indexed; }, wep::kMutationCommitted);
 
     wep::PluginManager plugins(bus, services, {data_dir / "plugins"});
     plugins.load(plugin_dir + "/libanalytics.so", R"({

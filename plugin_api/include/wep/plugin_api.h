@@ -68,8 +68,7 @@ typedef struct wep_sink {
 /* True if the struct at `ptr` (whose first member is struct_size) was built
  * with `field`: a reader checks this before using a field added by a later
  * minor version. */
-#define WEP_HAS_FIELD(type, ptr, field) \
-  ((ptr)->struct_size >= offsetof(type, field) + sizeof(((const type*)0)->field))
+#define WEP_HAS_FIELD(type, ptr, field) ((ptr)->struct_size >= offsetof(type, field) + sizeof(((const type*)0)->field))
 
 /* Log levels for wep_host_api.log. */
 #define WEP_LOG_DEBUG 0
