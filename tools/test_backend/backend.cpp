@@ -159,6 +159,16 @@ struct Backend::Impl {
     violations.push_back(why);
   }
   void notify() { changed.notify_all(); }
+  // Holds the calling request for `hold`, or until release_delayed() or
+  // stop(); counted as delayed. `lock` holds `mutex` and is released meanwhile.
+  void hold_request(std::unique_lock<std::mutex>& lock, std::chrono::milliseconds hold) {
+    ++counters.delayed;
+    ++counters.delayed_in_progress;
+    notify();
+    const uint64_t generation = release_generation;
+    changed.wait_for(lock, hold, [&] { return stopping || release_generation != generation; });
+    --counters.delayed_in_progress;
+  }
   std::string rows_json_locked() const;
 };
 
@@ -394,12 +404,7 @@ void Backend::Impl::handle_insert(Poco::Net::HTTPServerRequest& request, Poco::N
       return;
     case Fault::delay: {
       std::unique_lock lock(mutex);
-      ++counters.delayed;
-      ++counters.delayed_in_progress;
-      notify();
-      const uint64_t generation = release_generation;
-      changed.wait_for(lock, hold, [&] { return stopping || release_generation != generation; });
-      --counters.delayed_in_progress;
+      hold_request(lock, hold);
       log_detail = "held " + std::to_string(hold.count()) + " ms; ";
       break;
     }
@@ -492,12 +497,7 @@ void Backend::Impl::handle_insert(Poco::Net::HTTPServerRequest& request, Poco::N
     } else if (delay_after_store_count > 0) {
       --delay_after_store_count;
       hold = delay;
-      ++counters.delayed;
-      ++counters.delayed_in_progress;
-      notify();
-      const uint64_t generation = release_generation;
-      changed.wait_for(lock, hold, [&] { return stopping || release_generation != generation; });
-      --counters.delayed_in_progress;
+      hold_request(lock, hold);
       log_detail += "reply held " + std::to_string(hold.count()) + " ms after the store; ";
     }
   }
