@@ -43,11 +43,16 @@ class EventLog final : public wep::EventLogSource {
     entries_.push_back({std::string(type), std::string(payload_json), committed_at_ms});
     return static_cast<int64_t>(entries_.size());  // the sequence
   }
-  void read_after(int64_t after, const std::function<bool(const wep::LoggedMutation&)>& visit) const override {
+  void read_after(int64_t after, const std::function<bool(const wep::LoggedEvent&)>& visit) const override {
     std::lock_guard lock(mutex_);
     for (size_t i = static_cast<size_t>(after); i < entries_.size(); ++i) {
       const Entry& e = entries_[i];
-      if (!visit({static_cast<int64_t>(i + 1), e.type, e.payload_json, e.committed_at_ms})) return;
+      wep::LoggedEvent event;  // this app logs mutations only
+      event.sequence = static_cast<int64_t>(i + 1);
+      event.type = e.type;
+      event.payload_json = e.payload_json;
+      event.committed_at_ms = e.committed_at_ms;
+      if (!visit(event)) return;
     }
   }
   int64_t last_sequence() const override {

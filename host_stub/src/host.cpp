@@ -114,7 +114,7 @@ class IdentityStore final : public wep::IdentitySource {
 class EventLog final : public wep::EventLogSource {
  public:
   explicit EventLog(const HostDatabase& database) : database_(database) {}
-  void read_after(int64_t after_sequence, const std::function<bool(const wep::LoggedMutation&)>& visit) const override {
+  void read_after(int64_t after_sequence, const std::function<bool(const wep::LoggedEvent&)>& visit) const override {
     database_.read_after(after_sequence, visit);
   }
   int64_t last_sequence() const override { return database_.last_sequence(); }

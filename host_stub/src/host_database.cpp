@@ -138,8 +138,7 @@ int64_t HostDatabase::append_event(std::string_view type, std::string_view paylo
   return sqlite3_last_insert_rowid(db_);
 }
 
-void HostDatabase::read_after(int64_t after_sequence,
-                              const std::function<bool(const wep::LoggedMutation&)>& visit) const {
+void HostDatabase::read_after(int64_t after_sequence, const std::function<bool(const wep::LoggedEvent&)>& visit) const {
   struct Row {
     int64_t sequence;
     std::string type;
@@ -167,7 +166,12 @@ void HostDatabase::read_after(int64_t after_sequence,
       if (rc != SQLITE_DONE) fail("cannot read the event log");
     }
     for (const Row& row : chunk) {
-      if (!visit(wep::LoggedMutation{row.sequence, row.type, row.payload_json, row.committed_at_ms})) return;
+      wep::LoggedEvent event;
+      event.sequence = row.sequence;
+      event.type = row.type;
+      event.payload_json = row.payload_json;
+      event.committed_at_ms = row.committed_at_ms;
+      if (!visit(event)) return;
       after_sequence = row.sequence;
     }
     if (chunk.size() < static_cast<size_t>(kReadChunkRows)) return;

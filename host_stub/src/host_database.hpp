@@ -36,7 +36,7 @@ class HostDatabase {
   // The event log as wep::EventLogSource reads it: mutations after
   // `after_sequence` in order, copied out in chunks so that a long read
   // never holds up commits; and the newest sequence (0 when empty).
-  void read_after(int64_t after_sequence, const std::function<bool(const wep::LoggedMutation&)>& visit) const;
+  void read_after(int64_t after_sequence, const std::function<bool(const wep::LoggedEvent&)>& visit) const;
   int64_t last_sequence() const;
 
   // Upserts a setting (value as compact JSON) and commits. Throws HostError.

@@ -261,6 +261,7 @@ BOOST_AUTO_TEST_CASE(events_published_during_a_reload_wait_and_reach_the_new_ins
   const std::string name = f.manager->load(kEffect, R"({"pending":true})");
   int64_t last = 0;
   publish(f.bus, last);
+  BOOST_TEST_REQUIRE(f.bus.flush_effect(name));  // the old instance has it
 
   f.settings.arm();  // the new instance's start() will wait at its first setting read
   std::thread reload([&] { f.manager->reload(name); });

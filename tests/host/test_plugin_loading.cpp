@@ -242,14 +242,14 @@ BOOST_AUTO_TEST_CASE(plugins_read_the_hosts_event_log_through_api_1_1) {
 
   // A host without an event log says so: the plugin sees none.
   const wep::HostApiTable no_log("test_effect", "{}", dir.path().string(), {});
-  BOOST_TEST(no_log.get()->read_mutations(no_log.get()->ctx, 0, nullptr) == WEP_ERR_UNSUPPORTED);
+  BOOST_TEST(no_log.get()->read_event_log(no_log.get()->ctx, 0, nullptr) == WEP_ERR_UNSUPPORTED);
   BOOST_TEST(!wep::Host(no_log.get()).last_mutation_sequence().has_value());
-  BOOST_TEST(!wep::Host(no_log.get()).read_mutations(0, [](const wep_mutation_committed&) { return true; }));
+  BOOST_TEST(!wep::Host(no_log.get()).read_event_log(0, [](const wep_event&) { return true; }));
 
   // A host built for 1.0 has a shorter table: the 1.1 calls are not there.
   wep_host_api older = *no_log.get();
-  older.struct_size = offsetof(wep_host_api, read_mutations);
-  BOOST_TEST(!WEP_HAS_FIELD(wep_host_api, &older, read_mutations));
+  older.struct_size = offsetof(wep_host_api, read_event_log);
+  BOOST_TEST(!WEP_HAS_FIELD(wep_host_api, &older, read_event_log));
   BOOST_TEST(!wep::Host(&older).last_mutation_sequence().has_value());
 }
 

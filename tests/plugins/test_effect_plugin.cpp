@@ -111,9 +111,10 @@ class TestEffectPlugin final : public wep::EffectPlugin {
     if (options_.read_log_after >= 0) {
       log_last_sequence_ = host_.last_mutation_sequence().value_or(-1);
       int64_t previous = options_.read_log_after;
-      host_.read_mutations(options_.read_log_after, [&](const wep_mutation_committed& mutation) {
-        if (mutation.sequence <= previous) ++out_of_order_;
-        previous = mutation.sequence;
+      host_.read_event_log(options_.read_log_after, [&](const wep_event& event) {
+        if (event.kind != WEP_EVENT_MUTATION_COMMITTED) return true;
+        if (event.mutation.sequence <= previous) ++out_of_order_;
+        previous = event.mutation.sequence;
         ++log_read_;
         return true;
       });

@@ -41,7 +41,7 @@ class HostApiTable {
     api_.get_setting = &HostApiTable::get_setting;
     api_.get_pseudonymous_id = &HostApiTable::get_pseudonymous_id;
     api_.subscribe = &HostApiTable::subscribe;
-    api_.read_mutations = &HostApiTable::read_mutations;
+    api_.read_event_log = &HostApiTable::read_event_log;
     api_.last_mutation_sequence = &HostApiTable::last_mutation_sequence;
   }
   HostApiTable(const HostApiTable&) = delete;
@@ -100,18 +100,22 @@ class HostApiTable {
     }
   }
 
-  static wep_status read_mutations(void* ctx, int64_t after_sequence, const wep_mutation_visitor* visitor) noexcept {
+  static wep_status read_event_log(void* ctx, int64_t after_sequence, const wep_log_visitor* visitor) noexcept {
     try {
       const HostApiTable& table = self(ctx);
       if (!table.services_.event_log) return WEP_ERR_UNSUPPORTED;
       if (!visitor || !visitor->visit) return WEP_ERR_INVALID_ARGUMENT;
-      table.services_.event_log->read_after(after_sequence, [visitor](const LoggedMutation& logged) {
-        wep_mutation_committed mutation{};
-        mutation.sequence = logged.sequence;
-        mutation.type = str(logged.type);
-        mutation.payload_json = str(logged.payload_json);
-        mutation.committed_at_ms = logged.committed_at_ms;
-        return visitor->visit(visitor->ctx, &mutation) != 0;
+      table.services_.event_log->read_after(after_sequence, [visitor](const LoggedEvent& logged) {
+        wep_event event{};
+        event.struct_size = sizeof(wep_event);
+        event.kind = logged.kind;
+        event.mutation.sequence = logged.sequence;
+        event.mutation.type = str(logged.type);
+        event.mutation.payload_json = str(logged.payload_json);
+        event.mutation.committed_at_ms = logged.committed_at_ms;
+        event.setting.key = str(logged.setting_key);
+        event.setting.value_json = str(logged.setting_value_json);
+        return visitor->visit(visitor->ctx, &event) != 0;
       });
       return WEP_OK;
     } catch (...) {

@@ -38,13 +38,19 @@ class IdentitySource {
   virtual std::optional<std::string> pseudonymous_id() const = 0;
 };
 
-// One committed mutation as the host's event log holds it. Views are valid
-// only during the visitor call.
-struct LoggedMutation {
-  int64_t sequence = 0;  // > 0, strictly increasing
-  std::string_view type;
+// One entry of the host's event log: a committed mutation, or a setting
+// change when the host logs those (see wep_host_api.read_event_log). Views
+// are valid only during the visitor call.
+struct LoggedEvent {
+  uint32_t kind = WEP_EVENT_MUTATION_COMMITTED;  // or WEP_EVENT_SETTING_CHANGED
+  // The mutation's sequence (> 0, strictly increasing); for a setting
+  // change, the sequence of the last mutation committed before it.
+  int64_t sequence = 0;
+  std::string_view type;  // mutation
   std::string_view payload_json;
   int64_t committed_at_ms = 0;
+  std::string_view setting_key;  // setting change
+  std::string_view setting_value_json;
 };
 
 // The host's durable event log (an event-sourced host has one). A host
@@ -53,11 +59,13 @@ struct LoggedMutation {
 class EventLogSource {
  public:
   virtual ~EventLogSource() = default;
-  // Calls `visit` for every committed mutation with sequence >
-  // after_sequence, in sequence order, until `visit` returns false or the
-  // log ends. Streams: it never loads the range into memory. Must not block
-  // commits for long (read from a snapshot or in short steps).
-  virtual void read_after(int64_t after_sequence, const std::function<bool(const LoggedMutation&)>& visit) const = 0;
+  // Calls `visit` for every logged event after `after_sequence`, in log
+  // order, until `visit` returns false or the log ends: the mutations with
+  // sequence > after_sequence and, if the host logs them, the setting
+  // changes made after mutation after_sequence. Streams: it never loads the
+  // range into memory. Must not block commits for long (read from a
+  // snapshot or in short steps).
+  virtual void read_after(int64_t after_sequence, const std::function<bool(const LoggedEvent&)>& visit) const = 0;
   // The sequence of the newest committed mutation, 0 for an empty log.
   virtual int64_t last_sequence() const = 0;
 };

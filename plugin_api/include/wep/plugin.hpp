@@ -82,26 +82,27 @@ class Host {
     return sequence;
   }
 
-  // Calls visit(mutation) for every logged mutation after `after_sequence`,
-  // in order, until it returns false. False when the host is older or keeps
-  // no log. An exception thrown by visit stops the read and is rethrown here.
+  // Calls visit(const wep_event&) for every event of the host's log after
+  // `after_sequence` (see wep_host_api.read_event_log), in order, until it
+  // returns false. False when the host is older or keeps no log. An
+  // exception thrown by visit stops the read and is rethrown here.
   template <class Visit>
-  bool read_mutations(int64_t after_sequence, Visit&& visit) const {
-    if (!WEP_HAS_FIELD(wep_host_api, api_, read_mutations) || !api_->read_mutations) return false;
+  bool read_event_log(int64_t after_sequence, Visit&& visit) const {
+    if (!WEP_HAS_FIELD(wep_host_api, api_, read_event_log) || !api_->read_event_log) return false;
     struct Context {
       Visit& visit;
       std::exception_ptr error;
     } context{visit, nullptr};
-    wep_mutation_visitor visitor{&context, [](void* ctx, const wep_mutation_committed* mutation) -> int32_t {
-                                   auto& c = *static_cast<Context*>(ctx);
-                                   try {
-                                     return c.visit(*mutation) ? 1 : 0;
-                                   } catch (...) {
-                                     c.error = std::current_exception();
-                                     return 0;
-                                   }
-                                 }};
-    const wep_status status = api_->read_mutations(api_->ctx, after_sequence, &visitor);
+    wep_log_visitor visitor{&context, [](void* ctx, const wep_event* event) -> int32_t {
+                              auto& c = *static_cast<Context*>(ctx);
+                              try {
+                                return c.visit(*event) ? 1 : 0;
+                              } catch (...) {
+                                c.error = std::current_exception();
+                                return 0;
+                              }
+                            }};
+    const wep_status status = api_->read_event_log(api_->ctx, after_sequence, &visitor);
     if (context.error) std::rethrow_exception(context.error);
     return status == WEP_OK;
   }

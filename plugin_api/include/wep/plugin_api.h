@@ -12,7 +12,7 @@
  * `struct_size`, and a reader never touches fields beyond it (see
  * WEP_HAS_FIELD). History of the minor versions:
  *   1.0  the first contract
- *   1.1  wep_host_api.read_mutations and last_mutation_sequence: the host's
+ *   1.1  wep_host_api.read_event_log and last_mutation_sequence: the host's
  *        event log, for plugins that catch up after a crash
  *
  * Strings are passed as wep_str (pointer + length, not NUL-terminated unless
@@ -115,13 +115,13 @@ typedef struct wep_event {
 
 /* ---------------------------------------- what a host gives a plugin */
 
-/* Receives committed mutations from wep_host_api.read_mutations (API 1.1).
- * visit returns nonzero to go on, 0 to stop. The mutation is valid only
- * during the call. */
-typedef struct wep_mutation_visitor {
+/* Receives the events of the host's log from wep_host_api.read_event_log
+ * (API 1.1). visit returns nonzero to go on, 0 to stop. The event and what
+ * it points to are valid only during the call. */
+typedef struct wep_log_visitor {
   void* ctx;
-  int32_t (*visit)(void* ctx, const wep_mutation_committed* mutation);
-} wep_mutation_visitor;
+  int32_t (*visit)(void* ctx, const wep_event* event);
+} wep_log_visitor;
 
 /* Host services handed to a plugin at create(). Owned by the host; the
  * pointer and every string in it stay valid until the plugin's destroy()
@@ -159,12 +159,17 @@ typedef struct wep_host_api {
 
   /* ---- API 1.1: use only if WEP_HAS_FIELD(wep_host_api, api, <field>). */
 
-  /* Calls visitor->visit for every mutation in the host's durable event log
-   * with sequence > after_sequence, in sequence order, until visit returns 0
-   * or the log ends. Streams (the host never loads the range into memory);
-   * concurrent commits are allowed and may or may not be seen.
-   * WEP_ERR_UNSUPPORTED when the host keeps no event log. */
-  wep_status (*read_mutations)(void* ctx, int64_t after_sequence, const wep_mutation_visitor* visitor);
+  /* Replays the host's durable event log after `after_sequence`, in log
+   * order, until visit returns 0 or the log ends: every committed mutation
+   * with sequence > after_sequence (kind WEP_EVENT_MUTATION_COMMITTED) and,
+   * when the host logs them, the setting changes made after mutation
+   * `after_sequence` was committed (kind WEP_EVENT_SETTING_CHANGED, with
+   * mutation.sequence set to the sequence of the last mutation committed
+   * before the change, 0 before any; a change applies to every later
+   * mutation). Streams (the host never loads the range into memory);
+   * concurrent commits may or may not be seen. WEP_ERR_UNSUPPORTED when the
+   * host keeps no event log. */
+  wep_status (*read_event_log)(void* ctx, int64_t after_sequence, const wep_log_visitor* visitor);
 
   /* Writes the sequence of the newest committed mutation (0 for an empty
    * log). WEP_ERR_UNSUPPORTED when the host keeps no event log. */
