@@ -377,7 +377,9 @@ PassResult Flusher::Impl::send_rows(std::vector<QueuedRow>& rows) {
       sending = true;
     }
     stats.requests.fetch_add(1, std::memory_order_relaxed);
+    stats.requests_in_flight.fetch_add(1, std::memory_order_relaxed);
     transport->send(batch, verdict);
+    stats.requests_in_flight.fetch_sub(1, std::memory_order_relaxed);
     {
       std::lock_guard lock(mutex);
       sending = false;

@@ -495,6 +495,7 @@ std::string AnalyticsPlugin::stats_json() {
   counter("delivered", s.delivered);
   counter("dead_lettered", s.dead_lettered);
   counter("requests", s.requests);
+  counter("requests_in_flight", s.requests_in_flight);
   counter("retries", s.retries);
   counter("splits", s.splits);
   counter("corrupt_recoveries", s.corrupt_recoveries);

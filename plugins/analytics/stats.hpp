@@ -30,6 +30,7 @@ struct Stats {
   std::atomic<int64_t> delivered{0};                // rows the transport stored
   std::atomic<int64_t> dead_lettered{0};            // rows refused for good
   std::atomic<int64_t> requests{0};                 // transport send() calls
+  std::atomic<int64_t> requests_in_flight{0};       // send() calls not yet returned (0 or 1)
   std::atomic<int64_t> retries{0};                  // RETRY_LATER / FAILED verdicts
   std::atomic<int64_t> splits{0};                   // batches split (413 / rejects)
 

@@ -200,11 +200,17 @@ BOOST_AUTO_TEST_CASE(a_single_row_too_large_is_dead_lettered) {
 
 BOOST_AUTO_TEST_CASE(transient_failures_back_off_then_deliver) {
   TempDir dir;
-  host_stub::Host host(
-      host_options(dir.path(), ANALYTICS_PATH, scripted(R"({"fail_first":3,"fail_kind":"retry","retry_after_ms":5})")));
+  // The server asks for 400 ms three times; the flusher's own backoff is at
+  // most 200 ms here, so only an honoured Retry-After takes 1.2 s.
+  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH,
+                                    scripted(R"({"fail_first":3,"fail_kind":"retry","retry_after_ms":400})")));
   mutate_notes(host, 1, 10);
+  const auto started = std::chrono::steady_clock::now();
   host.set_online(true);
   BOOST_TEST(host.wait_delivered(30s).value_or(-1) == 0);
+  const auto took = std::chrono::steady_clock::now() - started;
+  BOOST_TEST(took >= 1150ms,
+             "delivered after " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
   BOOST_TEST(stat(host, "retries") == 3);
   BOOST_TEST(stat(host, "requests") == 4);
   BOOST_TEST(stat_text(host, "last_error").find("503") != std::string::npos);

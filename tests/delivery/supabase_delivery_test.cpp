@@ -130,10 +130,14 @@ BOOST_AUTO_TEST_CASE(server_errors_are_retried_until_delivered) {
 
 BOOST_AUTO_TEST_CASE(throttling_with_retry_after_is_honoured) {
   Backend backend;
-  backend.throttle_next(2, "0");
+  backend.throttle_next(2, "1");  // seconds; the flusher's own backoff here is at most 200 ms
   TempDir dir;
   host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend)));
+  const auto started = std::chrono::steady_clock::now();
   deliver(host, 60);
+  const auto took = std::chrono::steady_clock::now() - started;
+  BOOST_TEST(took >= 1900ms, "two Retry-After: 1 answers, delivered after "
+                                 << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
   expect_exactly_once(backend, 1, 60);
   BOOST_TEST(backend.counters().responses_by_status[429] == 2u);
   BOOST_TEST(stat(host, "retries") >= 2);
@@ -234,7 +238,11 @@ BOOST_AUTO_TEST_CASE(offline_stops_sending_and_abandons_the_request_in_flight) {
   backend.delay_next(1, 60s);
   mutate_notes(host, 31, 10);
   BOOST_TEST_REQUIRE(backend.wait_until([](const Counters& c) { return c.delayed_in_progress == 1; }, 30s));
+  BOOST_TEST_REQUIRE(stat(host, "requests_in_flight") == 1);
   host.set_online(false);
+  // Abandoned: the flusher's send returns long before the request's minute.
+  BOOST_TEST(eventually([&] { return stat(host, "requests_in_flight") == 0; }, 10s));
+  BOOST_TEST(backend.counters().delayed_in_progress == 1u);  // the server still holds it
   BOOST_TEST(host.pending().value_or(-1) == 10);
   const uint64_t requests_offline = backend.counters().insert_requests;
   mutate_notes(host, 41, 10);

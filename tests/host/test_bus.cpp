@@ -1,8 +1,11 @@
 // The WriteEffectCoordinator: effects run on their own lanes; a throwing or
 // slow subscriber never changes a mutation's result or blocks the others.
 #define BOOST_TEST_MODULE host_bus
+#include <unistd.h>
+
 #include <boost/test/unit_test.hpp>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -127,12 +130,27 @@ BOOST_AUTO_TEST_CASE(a_full_lane_drops_and_counts_for_that_effect_only) {
 
 BOOST_AUTO_TEST_CASE(a_slow_plugin_does_not_block_mutations_or_other_effects) {
   TempDir dir;
-  Host host(options_for(dir.path(), {{kEffect, R"({"sleep_on_event_ms":20,"pending":true})"}}));
-  for (int i = 1; i <= 10; ++i) BOOST_TEST(host.mutate("note.created") == i);
+  int gate[2];  // the plugin reads one byte from gate[0] before handling each mutation
+  BOOST_TEST_REQUIRE(::pipe(gate) == 0);
+  Host host(options_for(dir.path(), {{kEffect, R"({"pending":true,"block_on_fd":)" + std::to_string(gate[0]) + "}"}}));
+  // The plugin is stuck in its first mutation: mutate must still return, and
+  // the other effects must still get every event.
+  auto mutations = std::async(std::launch::async, [&] {
+    for (int i = 1; i <= 10; ++i) host.mutate("note.created");
+  });
+  const bool returned = mutations.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  BOOST_TEST(returned, "mutate waited for a blocked plugin");
   BOOST_TEST(host.flush_effect("event_log", std::chrono::seconds(30)));
   BOOST_TEST(json_int(host.stats_json(), "/effects/event_log/mutations") == 10);
-  BOOST_TEST(host.pending().value() == 10);  // the barrier waits for the slow lane
+  BOOST_TEST(json_int(host.stats_json(), "/effects/test_effect/delivered") == 0);  // still held
+
+  BOOST_TEST_REQUIRE(::write(gate[1], "xxxxxxxxxx", 10) == 10);  // open the gate for all ten
+  mutations.wait();
+  BOOST_TEST(host.pending().value() == 10);  // the barrier waits for the plugin's lane
   BOOST_TEST(json_int(host.stats_json(), "/effects/test_effect/delivered") == 10);
+  host.shutdown();
+  ::close(gate[0]);
+  ::close(gate[1]);
 }
 
 BOOST_AUTO_TEST_CASE(the_plugin_sees_connectivity_and_settings_in_bus_order) {

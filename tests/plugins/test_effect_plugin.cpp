@@ -13,6 +13,9 @@
 //   "fail_start": bool         start() fails with "test plugin: fail_start is set"
 //   "pending": bool            answers pending_count (else WEP_ERR_UNSUPPORTED)
 //   "subscribe": int           the event mask to subscribe to (default 7: all)
+//   "block_on_fd": int         on_event of a mutation first reads one byte from
+//                              this file descriptor (a pipe the test holds):
+//                              a gate the test opens byte by byte
 //   "read_log_after": int      start() reads the host's event log (API 1.1)
 //                              after that sequence: stats "log_read",
 //                              "log_last_sequence" (-1: the host has no log)
@@ -31,7 +34,9 @@
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <fstream>
@@ -51,6 +56,7 @@ struct Options {
   bool pending = false;
   uint32_t subscribe = WEP_EVENT_MUTATION_COMMITTED | WEP_EVENT_CONNECTIVITY_CHANGED | WEP_EVENT_SETTING_CHANGED;
   int64_t read_log_after = -1;  // -1: do not read
+  int block_on_fd = -1;
 };
 
 Options parse_options(std::string_view json) {
@@ -83,6 +89,10 @@ Options parse_options(std::string_view json) {
       if (!value.IsUint() || value.GetUint() > 7)
         throw wep::Error(WEP_ERR_INVALID_ARGUMENT, "test plugin config: /subscribe: expected a mask 0..7");
       options.subscribe = value.GetUint();
+    } else if (key == "block_on_fd") {
+      if (!value.IsInt() || value.GetInt() < 0)
+        throw wep::Error(WEP_ERR_INVALID_ARGUMENT, "test plugin config: /block_on_fd: expected a file descriptor");
+      options.block_on_fd = value.GetInt();
     } else if (key == "read_log_after") {
       if (!value.IsInt64() || value.GetInt64() < 0)
         throw wep::Error(WEP_ERR_INVALID_ARGUMENT, "test plugin config: /read_log_after: expected a sequence >= 0");
@@ -131,6 +141,11 @@ class TestEffectPlugin final : public wep::EffectPlugin {
   }
 
   void on_event(const wep_event& event) override {
+    if (options_.block_on_fd >= 0 && event.kind == WEP_EVENT_MUTATION_COMMITTED) {
+      char byte = 0;
+      while (::read(options_.block_on_fd, &byte, 1) < 0 && errno == EINTR) {
+      }
+    }
     {
       std::lock_guard lock(mutex_);
       ++events_;
