@@ -323,10 +323,10 @@ void PluginManager::reload(std::string_view name, std::optional<std::string> con
   const std::string new_config = config_json ? *config_json : previous_config;
   try {
     start_with(new_config);
-  } catch (const HostError& refused) {
+  } catch (const std::exception& refused) {  // HostError, or e.g. out of memory
     try {
       start_with(previous_config);
-    } catch (const HostError& again) {
+    } catch (const std::exception& again) {
       slot->swapping.store(false);
       impl_->unload(slot);
       throw HostError(std::string(refused.what()) + "; restarting the previous config failed too (" + again.what() +
