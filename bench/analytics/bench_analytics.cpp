@@ -1,4 +1,4 @@
-// bench_analytics: issue 3 item 9. Loads the real plugin file
+// bench_analytics: loads the real plugin file
 // (libanalytics.so) with a minimal in-process host and prints one figure per
 // line:
 //   - handler latency p50/p99 on the calling thread (on_event through the

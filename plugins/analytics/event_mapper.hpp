@@ -1,4 +1,4 @@
-// Mutation -> analytics row, with privacy by construction (issue 3 item 4).
+// Mutation -> analytics row, with privacy by construction.
 //
 // Only mapped mutation types are recorded; only the keys listed for the type
 // are kept, and only when their value is a number, a boolean or a short

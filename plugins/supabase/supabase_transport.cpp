@@ -1,7 +1,7 @@
 // The `supabase` transport plugin: sends batches of analytics rows to a
 // Supabase (PostgREST) table over HTTPS with Poco Net + NetSSL.
 //
-// Wire contract (issue 4):
+// Wire contract:
 //   POST {url}/rest/v1/{table}?on_conflict=event_id
 //   apikey: {api_key}
 //   Authorization: Bearer {api_key}

@@ -1,5 +1,5 @@
 // The real analytics plugin (build/plugins/libanalytics.so) loaded into the
-// host stub in-process: the behaviour issue 3 asks for, checked by reading
+// host stub in-process: rows, opt-out, PII screening, age-out, caps, checked by reading
 // the SQLite queue file directly.
 #define BOOST_TEST_MODULE analytics_plugin
 #include <algorithm>

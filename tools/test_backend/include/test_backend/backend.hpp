@@ -1,6 +1,6 @@
 // A loopback PostgREST-speaking HTTPS backend for tests, demos and benchmarks.
 //
-// It speaks the wire contract of the Supabase transport (issue 4):
+// It speaks the wire contract of the Supabase transport:
 //   POST /rest/v1/{table}?on_conflict=event_id
 //   apikey: {api_key}
 //   Authorization: Bearer {api_key}
