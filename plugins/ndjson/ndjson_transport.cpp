@@ -32,7 +32,7 @@
 #include <wep/plugin.hpp>
 
 #include "ndjson_config_schema.h"
-#include "transport_json.hpp"
+#include <wep_support/transport_json.hpp>
 
 namespace {
 

@@ -65,7 +65,7 @@
 #include <wep/plugin.hpp>
 
 #include "supabase_config_schema.h"
-#include "transport_json.hpp"
+#include <wep_support/transport_json.hpp>
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "transport_json.hpp"
+#include <wep_support/transport_json.hpp>
 
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>

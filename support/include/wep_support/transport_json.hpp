@@ -1,4 +1,4 @@
-// JSON helpers shared by the transports (library wep_transport_json): config
+// JSON helpers shared by the transports (wep::transport_json): config
 // validation against an embedded JSON Schema, and the one wire shape of a row.
 // The Supabase body and the NDJSON lines use the same RowEncoder, so the
 // row objects are identical by construction.
