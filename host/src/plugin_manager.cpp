@@ -333,6 +333,7 @@ void PluginManager::reload(std::string_view name, std::optional<std::string> con
                       "), so the plugin was unloaded");
     }
     resume();
+    impl_->log(WEP_LOG_WARN, "reload of plugin '" + slot->name + "' refused; the previous config is running again");
     throw HostError(std::string(refused.what()) + "; the previous config is running again");
   }
   resume();
