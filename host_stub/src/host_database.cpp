@@ -9,7 +9,7 @@
 namespace host_stub {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 // Rows read_after copies per step under the connection's lock.
 constexpr int64_t kReadChunkRows = 1024;
 
@@ -32,6 +32,20 @@ CREATE TABLE IF NOT EXISTS identity (
   created_at INTEGER NOT NULL
 );
 PRAGMA user_version = 1;
+)sql";
+
+// Migration to user_version 2: setting changes join the event log, each
+// placed after the mutation committed last before it.
+constexpr const char* kMigrationV2 = R"sql(
+CREATE TABLE IF NOT EXISTS setting_changes (
+  id INTEGER PRIMARY KEY,            -- change order
+  after_sequence INTEGER NOT NULL,   -- the newest events.sequence when it was made (0: none)
+  key TEXT NOT NULL,
+  value_json TEXT NOT NULL,
+  changed_at INTEGER NOT NULL        -- Unix epoch milliseconds, UTC
+);
+CREATE INDEX IF NOT EXISTS setting_changes_by_position ON setting_changes(after_sequence, id);
+PRAGMA user_version = 2;
 )sql";
 
 int64_t now_ms() {
@@ -74,13 +88,27 @@ HostDatabase::HostDatabase(const std::filesystem::path& file) : file_(file) {
     if (sqlite3_prepare_v3(db_, upsert_sql, -1, SQLITE_PREPARE_PERSISTENT, &upsert_setting_, nullptr) != SQLITE_OK)
       fail("cannot prepare the setting upsert");
     const char* read_sql =
-        "SELECT sequence, type, payload, committed_at FROM events WHERE sequence > ?1 ORDER BY sequence LIMIT ?2";
+        "SELECT sequence, type, payload, committed_at FROM events WHERE sequence > ?1 AND sequence <= ?2 "
+        "ORDER BY sequence";
     if (sqlite3_prepare_v3(db_, read_sql, -1, SQLITE_PREPARE_PERSISTENT, &read_events_, nullptr) != SQLITE_OK)
       fail("cannot prepare the event log read");
+    const char* log_setting_sql =
+        "INSERT INTO setting_changes(after_sequence, key, value_json, changed_at) "
+        "VALUES((SELECT coalesce(max(sequence), 0) FROM events), ?1, ?2, ?3)";
+    if (sqlite3_prepare_v3(db_, log_setting_sql, -1, SQLITE_PREPARE_PERSISTENT, &log_setting_, nullptr) != SQLITE_OK)
+      fail("cannot prepare the setting log insert");
+    const char* read_settings_sql =
+        "SELECT after_sequence, key, value_json, changed_at FROM setting_changes "
+        "WHERE after_sequence >= ?1 AND after_sequence < ?2 ORDER BY after_sequence, id";
+    if (sqlite3_prepare_v3(db_, read_settings_sql, -1, SQLITE_PREPARE_PERSISTENT, &read_settings_, nullptr) !=
+        SQLITE_OK)
+      fail("cannot prepare the setting log read");
   } catch (...) {
     sqlite3_finalize(insert_event_);
     sqlite3_finalize(upsert_setting_);
     sqlite3_finalize(read_events_);
+    sqlite3_finalize(log_setting_);
+    sqlite3_finalize(read_settings_);
     sqlite3_close_v2(db_);
     throw;
   }
@@ -88,6 +116,8 @@ HostDatabase::HostDatabase(const std::filesystem::path& file) : file_(file) {
 
 HostDatabase::~HostDatabase() {
   sqlite3_finalize(read_events_);
+  sqlite3_finalize(log_setting_);
+  sqlite3_finalize(read_settings_);
   sqlite3_finalize(insert_event_);
   sqlite3_finalize(upsert_setting_);
   sqlite3_close_v2(db_);
@@ -121,6 +151,7 @@ void HostDatabase::migrate() {
                       ", newer than this host's " + std::to_string(kSchemaVersion));
     }
     if (version < 1) exec(kMigrationV1);
+    if (version < 2) exec(kMigrationV2);
     exec("COMMIT");
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -139,43 +170,83 @@ int64_t HostDatabase::append_event(std::string_view type, std::string_view paylo
 }
 
 void HostDatabase::read_after(int64_t after_sequence, const std::function<bool(const wep::LoggedEvent&)>& visit) const {
-  struct Row {
-    int64_t sequence;
-    std::string type;
-    std::string payload_json;
-    int64_t committed_at_ms;
+  // One log entry, copied out so the connection's lock is not held while
+  // the visitor runs.
+  struct Entry {
+    uint32_t kind;
+    int64_t sequence;    // a mutation's; a setting change's after_sequence
+    std::string first;   // type / key
+    std::string second;  // payload / value
+    int64_t at_ms;
   };
-  std::vector<Row> chunk;
-  for (;;) {
+  auto text = [](sqlite3_stmt* stmt, int column) {
+    const auto* data = reinterpret_cast<const char*>(sqlite3_column_text(stmt, column));
+    return std::string(data ? data : "", static_cast<size_t>(sqlite3_column_bytes(stmt, column)));
+  };
+  std::vector<Entry> chunk;
+  // Positions (after_sequence, after_sequence + kReadChunkRows] of the
+  // mutations, and the setting changes made after mutations after_sequence
+  // .. after_sequence + kReadChunkRows - 1, merged: a change made after
+  // mutation S comes after S and before S + 1.
+  for (int64_t low = after_sequence;; low += kReadChunkRows) {
+    const int64_t high = low + kReadChunkRows;
     chunk.clear();
     {
-      // One short read per chunk: commits wait at most for one chunk.
       std::lock_guard lock(mutex_);
-      Reset reset{read_events_};
-      sqlite3_bind_int64(read_events_, 1, after_sequence);
-      sqlite3_bind_int64(read_events_, 2, kReadChunkRows);
-      int rc;
-      while ((rc = sqlite3_step(read_events_)) == SQLITE_ROW) {
-        auto text = [&](int column) {
-          const auto* data = reinterpret_cast<const char*>(sqlite3_column_text(read_events_, column));
-          return std::string(data ? data : "", static_cast<size_t>(sqlite3_column_bytes(read_events_, column)));
-        };
-        chunk.push_back(
-            {sqlite3_column_int64(read_events_, 0), text(1), text(2), sqlite3_column_int64(read_events_, 3)});
+      Reset mutations{read_events_};
+      sqlite3_bind_int64(read_events_, 1, low);
+      sqlite3_bind_int64(read_events_, 2, high);
+      Reset settings{read_settings_};
+      sqlite3_bind_int64(read_settings_, 1, low);
+      sqlite3_bind_int64(read_settings_, 2, high);
+      int mutation_rc = sqlite3_step(read_events_);
+      int setting_rc = sqlite3_step(read_settings_);
+      while (mutation_rc == SQLITE_ROW || setting_rc == SQLITE_ROW) {
+        const bool setting_first = setting_rc == SQLITE_ROW &&
+                                   (mutation_rc != SQLITE_ROW ||
+                                    sqlite3_column_int64(read_settings_, 0) < sqlite3_column_int64(read_events_, 0));
+        if (setting_first) {
+          chunk.push_back({WEP_EVENT_SETTING_CHANGED, sqlite3_column_int64(read_settings_, 0), text(read_settings_, 1),
+                           text(read_settings_, 2), sqlite3_column_int64(read_settings_, 3)});
+          setting_rc = sqlite3_step(read_settings_);
+        } else {
+          chunk.push_back({WEP_EVENT_MUTATION_COMMITTED, sqlite3_column_int64(read_events_, 0), text(read_events_, 1),
+                           text(read_events_, 2), sqlite3_column_int64(read_events_, 3)});
+          mutation_rc = sqlite3_step(read_events_);
+        }
       }
-      if (rc != SQLITE_DONE) fail("cannot read the event log");
+      if (mutation_rc != SQLITE_DONE || setting_rc != SQLITE_DONE) fail("cannot read the event log");
     }
-    for (const Row& row : chunk) {
+    for (const Entry& entry : chunk) {
       wep::LoggedEvent event;
-      event.sequence = row.sequence;
-      event.type = row.type;
-      event.payload_json = row.payload_json;
-      event.committed_at_ms = row.committed_at_ms;
+      event.kind = entry.kind;
+      event.sequence = entry.sequence;
+      if (entry.kind == WEP_EVENT_MUTATION_COMMITTED) {
+        event.type = entry.first;
+        event.payload_json = entry.second;
+        event.committed_at_ms = entry.at_ms;
+      } else {
+        event.setting_key = entry.first;
+        event.setting_value_json = entry.second;
+      }
       if (!visit(event)) return;
-      after_sequence = row.sequence;
     }
-    if (chunk.size() < static_cast<size_t>(kReadChunkRows)) return;
+    if (high > last_position()) return;
   }
+}
+
+int64_t HostDatabase::last_position() const {
+  std::lock_guard lock(mutex_);
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db_,
+                         "SELECT max((SELECT coalesce(max(sequence), 0) FROM events), "
+                         "(SELECT coalesce(max(after_sequence), 0) FROM setting_changes))",
+                         -1, &stmt, nullptr) != SQLITE_OK)
+    fail("cannot read the end of the event log");
+  int64_t position = 0;
+  if (sqlite3_step(stmt) == SQLITE_ROW) position = sqlite3_column_int64(stmt, 0);
+  sqlite3_finalize(stmt);
+  return position;
 }
 
 int64_t HostDatabase::last_sequence() const {
@@ -191,11 +262,27 @@ int64_t HostDatabase::last_sequence() const {
 
 void HostDatabase::put_setting(std::string_view key, std::string_view value_json) {
   std::lock_guard lock(mutex_);
-  Reset reset{upsert_setting_};
-  sqlite3_bind_text(upsert_setting_, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
-  sqlite3_bind_text(upsert_setting_, 2, value_json.data(), static_cast<int>(value_json.size()), SQLITE_STATIC);
-  sqlite3_bind_int64(upsert_setting_, 3, now_ms());
-  if (sqlite3_step(upsert_setting_) != SQLITE_DONE) fail("cannot store setting '" + std::string(key) + "'");
+  exec("BEGIN IMMEDIATE");
+  try {
+    {
+      Reset reset{upsert_setting_};
+      sqlite3_bind_text(upsert_setting_, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
+      sqlite3_bind_text(upsert_setting_, 2, value_json.data(), static_cast<int>(value_json.size()), SQLITE_STATIC);
+      sqlite3_bind_int64(upsert_setting_, 3, now_ms());
+      if (sqlite3_step(upsert_setting_) != SQLITE_DONE) fail("cannot store setting '" + std::string(key) + "'");
+    }
+    {
+      Reset reset{log_setting_};
+      sqlite3_bind_text(log_setting_, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
+      sqlite3_bind_text(log_setting_, 2, value_json.data(), static_cast<int>(value_json.size()), SQLITE_STATIC);
+      sqlite3_bind_int64(log_setting_, 3, now_ms());
+      if (sqlite3_step(log_setting_) != SQLITE_DONE) fail("cannot log setting '" + std::string(key) + "'");
+    }
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
 }
 
 std::map<std::string, std::string> HostDatabase::load_settings() {

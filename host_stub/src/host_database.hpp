@@ -34,12 +34,14 @@ class HostDatabase {
   int64_t append_event(std::string_view type, std::string_view payload_json, int64_t committed_at_ms);
 
   // The event log as wep::EventLogSource reads it: mutations after
-  // `after_sequence` in order, copied out in chunks so that a long read
+  // `after_sequence` and the setting changes made after mutation
+  // after_sequence, in log order, copied out in chunks so that a long read
   // never holds up commits; and the newest sequence (0 when empty).
   void read_after(int64_t after_sequence, const std::function<bool(const wep::LoggedEvent&)>& visit) const;
   int64_t last_sequence() const;
 
-  // Upserts a setting (value as compact JSON) and commits. Throws HostError.
+  // Upserts a setting (value as compact JSON) and logs the change after the
+  // newest mutation, in one transaction. Throws HostError.
   void put_setting(std::string_view key, std::string_view value_json);
   std::map<std::string, std::string> load_settings();
 
@@ -53,6 +55,7 @@ class HostDatabase {
   void exec(const char* sql);
   [[noreturn]] void fail(std::string_view what) const;
   void migrate();
+  int64_t last_position() const;  // the newest mutation or setting change position
 
   std::filesystem::path file_;
   mutable std::mutex mutex_;
@@ -60,6 +63,8 @@ class HostDatabase {
   sqlite3_stmt* insert_event_ = nullptr;
   sqlite3_stmt* upsert_setting_ = nullptr;
   sqlite3_stmt* read_events_ = nullptr;
+  sqlite3_stmt* log_setting_ = nullptr;
+  sqlite3_stmt* read_settings_ = nullptr;
 };
 
 }  // namespace host_stub

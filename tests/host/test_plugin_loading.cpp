@@ -232,13 +232,43 @@ BOOST_AUTO_TEST_CASE(plugins_read_the_hosts_event_log_through_api_1_1) {
   TempDir dir;
   {
     Host host(options_for(dir.path()));
-    for (int i = 1; i <= 5; ++i) BOOST_TEST(host.mutate("note.created", "{\"i\":" + std::to_string(i) + "}") == i);
+    host.set_setting("theme", "\"dark\"");  // before any mutation
+    for (int i = 1; i <= 5; ++i) {
+      BOOST_TEST(host.mutate("note.created", "{\"i\":" + std::to_string(i) + "}") == i);
+      if (i == 2) host.set_setting("analytics_enabled", "false");
+      if (i == 3) host.set_setting("analytics_enabled", "true");
+    }
   }
   Host host(options_for(dir.path(), {{kEffect, R"({"read_log_after":2})"}}));
   const std::string stats = host.stats_json();
   BOOST_TEST(json_int(stats, "/plugins/test_effect/log_last_sequence") == 5);
   BOOST_TEST(json_int(stats, "/plugins/test_effect/log_read") == 3);  // sequences 3, 4, 5, in order
   BOOST_TEST(json_int(stats, "/plugins/test_effect/out_of_order") == 0);
+  // Setting changes in their place among the mutations: the one made after
+  // mutation 2 comes first (the log is read after 2), the one after 3 next.
+  BOOST_TEST(test_support::json_string(stats, "/plugins/test_effect/log_trace") ==
+             "analytics_enabled=false,m3,analytics_enabled=true,m4,m5");
+
+  // Across read chunks (1024 positions each): a change made after mutation
+  // 1024 sits between 1024 and 1025, one made after the last mutation ends
+  // the log.
+  TempDir big;
+  {
+    Host host(options_for(big.path()));
+    for (int i = 1; i <= 1030; ++i) {
+      host.mutate("note.created");
+      if (i == 1024) host.set_setting("k", "1");
+    }
+    host.set_setting("k", "2");
+  }
+  std::string expected;
+  for (int i = 1; i <= 1030; ++i) {
+    expected += (i == 1 ? "m" : ",m") + std::to_string(i);
+    if (i == 1024) expected += ",k=1";
+  }
+  expected += ",k=2";
+  Host replay(options_for(big.path(), {{kEffect, R"({"read_log_after":0})"}}));
+  BOOST_TEST(test_support::json_string(replay.stats_json(), "/plugins/test_effect/log_trace") == expected);
 
   // A host without an event log says so: the plugin sees none.
   const wep::HostApiTable no_log("test_effect", "{}", dir.path().string(), {});

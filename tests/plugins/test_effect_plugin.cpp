@@ -18,7 +18,8 @@
 //                              a gate the test opens byte by byte
 //   "read_log_after": int      start() reads the host's event log (API 1.1)
 //                              after that sequence: stats "log_read",
-//                              "log_last_sequence" (-1: the host has no log)
+//                              "log_last_sequence" (-1: the host has no log),
+//                              "log_trace" (the entries in order)
 //
 // Built twice: test_effect_plugin (declaring this API's minor) and
 // test_effect_plugin_v1_0 (WEP_PLUGIN_API_MINOR=0, named "test_effect_v1_0"):
@@ -122,6 +123,13 @@ class TestEffectPlugin final : public wep::EffectPlugin {
       log_last_sequence_ = host_.last_mutation_sequence().value_or(-1);
       int64_t previous = options_.read_log_after;
       host_.read_event_log(options_.read_log_after, [&](const wep_event& event) {
+        if (log_trace_.size() < 16384) {
+          if (!log_trace_.empty()) log_trace_ += ",";
+          log_trace_ +=
+              event.kind == WEP_EVENT_MUTATION_COMMITTED
+                  ? "m" + std::to_string(event.mutation.sequence)
+                  : std::string(wep::view(event.setting.key)) + "=" + std::string(wep::view(event.setting.value_json));
+        }
         if (event.kind != WEP_EVENT_MUTATION_COMMITTED) return true;
         if (event.mutation.sequence <= previous) ++out_of_order_;
         previous = event.mutation.sequence;
@@ -221,6 +229,8 @@ class TestEffectPlugin final : public wep::EffectPlugin {
     w.Int64(log_read_);
     w.Key("log_last_sequence");
     w.Int64(log_last_sequence_);
+    w.Key("log_trace");
+    w.String(log_trace_.c_str());
     w.EndObject();
     return buffer.GetString();
   }
@@ -256,6 +266,7 @@ class TestEffectPlugin final : public wep::EffectPlugin {
   int64_t events_ = 0, mutations_ = 0, connectivity_ = 0, settings_ = 0, thrown_ = 0;
   int64_t last_sequence_ = 0, out_of_order_ = 0, pending_ = 0, delivered_ = 0;
   int64_t log_read_ = 0, log_last_sequence_ = -1;
+  std::string log_trace_;  // "m3,analytics_enabled=false,m4": what the log replayed
   bool online_ = false;
   bool stopping_ = false;
   bool thread_running_ = false;
