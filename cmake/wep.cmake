@@ -2,6 +2,19 @@
 # package, so out-of-tree plugins are built the same way).
 include(${CMAKE_CURRENT_LIST_DIR}/WepPlugin.cmake)
 
+# wep_add_plugin_library(<target> SOURCES ...): a static library of code that
+# ends up inside plugins, so it is compiled like plugin code: PIC, hidden
+# visibility, -fno-gnu-unique (nothing in it may keep a plugin mapped).
+function(wep_add_plugin_library target)
+  cmake_parse_arguments(ARG "" "" "SOURCES" ${ARGN})
+  add_library(${target} STATIC ${ARG_SOURCES})
+  set_target_properties(${target} PROPERTIES
+    CXX_VISIBILITY_PRESET hidden
+    VISIBILITY_INLINES_HIDDEN ON
+    POSITION_INDEPENDENT_CODE ON)
+  target_compile_options(${target} PRIVATE -fno-gnu-unique)
+endfunction()
+
 # wep_embed_text(<target> <file> <symbol>): makes the text of <file>
 # available to <target> as `inline constexpr char <symbol>[]` via a generated
 # header <symbol>.h, regenerated when the file changes.
