@@ -51,9 +51,10 @@ void report(const char* state, const StartedThreadSwitches::Window& w, double se
   const double per_minute = static_cast<double>(w.switches) * 60.0 / seconds;
   std::printf("%s: %.1f wake-ups per minute (%lld context switches in %.0f s; %s)\n", state, per_minute,
               static_cast<long long>(w.switches), seconds, w.describe().c_str());
-  std::printf("  limit: 60000/flush_interval_ms per minute online (%d with flush_interval_ms %d), 0 offline (plus "
-              "maintenance: one wake-up per maintenance_interval_ms %d)\n",
-              60000 / kFlushIntervalMs, kFlushIntervalMs, maintenance_interval_ms);
+  std::printf(
+      "  limit: 60000/flush_interval_ms per minute online (%d with flush_interval_ms %d), 0 offline (plus "
+      "maintenance: one wake-up per maintenance_interval_ms %d)\n",
+      60000 / kFlushIntervalMs, kFlushIntervalMs, maintenance_interval_ms);
   std::fflush(stdout);
 }
 

@@ -133,7 +133,7 @@ struct Flusher::Impl {
   bool sending = false;         // a send() is in flight
   bool thread_running = false;  // set by start(), cleared by the thread on exit
   bool started = false;
-  bool waiting_for_rows = false;  // asleep until rows_stored() (the queue was found empty)
+  bool waiting_for_rows = false;                         // asleep until rows_stored() (the queue was found empty)
   wep::TransportHandle* transport_for_cancel = nullptr;  // valid while non-null
 
   // ---- transport, created by start(), destroyed by stop() after the join

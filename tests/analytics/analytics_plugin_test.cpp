@@ -145,10 +145,11 @@ BOOST_AUTO_TEST_CASE(opt_out_flush_sends_nothing_until_enabled_again) {
 BOOST_AUTO_TEST_CASE(an_idle_plugin_does_not_poll_offline_or_online) {
   using namespace std::chrono_literals;
   TempDir dir;
-  const std::string config = "{" + std::string(kEvents) +
-                             R"(, "flush_interval_ms": 100, "maintenance_interval_ms": 3600000, "transport": {"plugin": ")" +
-                             std::string(NDJSON_PATH) + R"(", "config": {"path": ")" +
-                             (dir / "delivered.ndjson").string() + R"(", "fsync": false}}})";
+  const std::string config =
+      "{" + std::string(kEvents) +
+      R"(, "flush_interval_ms": 100, "maintenance_interval_ms": 3600000, "transport": {"plugin": ")" +
+      std::string(NDJSON_PATH) + R"(", "config": {"path": ")" + (dir / "delivered.ndjson").string() +
+      R"(", "fsync": false}}})";
   analytics_test::DirectHost host(config, dir / "data");
   analytics_test::StartedThreadSwitches counter;  // this thread is not the plugin's
   analytics_test::LoadedPlugin plugin(ANALYTICS_PATH, host);
@@ -189,10 +190,11 @@ BOOST_AUTO_TEST_CASE(rows_another_connection_stored_are_sent_at_the_maintenance_
   using namespace std::chrono_literals;
   TempDir dir;
   const std::string database = R"(, "database": ")" + (dir / "shared.db").string() + "\"";
-  const std::string sender_config = "{" + std::string(kEvents) + database +
-                                    R"(, "flush_interval_ms": 100, "maintenance_interval_ms": 300, "transport": {"plugin": ")" +
-                                    std::string(NDJSON_PATH) + R"(", "config": {"path": ")" +
-                                    (dir / "delivered.ndjson").string() + R"(", "fsync": false}}})";
+  const std::string sender_config =
+      "{" + std::string(kEvents) + database +
+      R"(, "flush_interval_ms": 100, "maintenance_interval_ms": 300, "transport": {"plugin": ")" +
+      std::string(NDJSON_PATH) + R"(", "config": {"path": ")" + (dir / "delivered.ndjson").string() +
+      R"(", "fsync": false}}})";
   analytics_test::DirectHost sender_host(sender_config, dir / "sender");
   analytics_test::LoadedPlugin sender(ANALYTICS_PATH, sender_host);
   sender.connectivity(true);
