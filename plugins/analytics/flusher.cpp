@@ -20,6 +20,14 @@
 // flush_interval_ms, so a steady trickle of events travels in batches; when
 // the queue was found empty, the next rows_stored() sends at once.
 //
+// Idle: the thread waits on a timer only for a send that is due (the look
+// after flush_interval_ms that follows a short batch, or a backoff delay).
+// Once a pass finds the queue empty it sleeps, with no timeout, until
+// rows_stored(), a connectivity or setting change, or stop(); offline or
+// disabled it sleeps until it becomes active or stops. So an idle flusher
+// (and its FlusherQueue thread, which only wakes for the flusher's jobs)
+// never wakes periodically.
+//
 // Exactly once at the server: every row carries its stable event id
 // (event_id_for), so a crash between a delivered send and the delete re-sends
 // rows the server already has, and the server ignores them.
@@ -55,6 +63,9 @@ namespace analytics {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// stop(): how often a cancel is repeated while a send is still in flight.
+constexpr auto kCancelRepeat = std::chrono::milliseconds(20);
 
 // Bytes of a row as QueueStore::read_oldest counts them.
 size_t row_bytes(const QueuedRow& row) {
@@ -122,6 +133,7 @@ struct Flusher::Impl {
   bool sending = false;         // a send() is in flight
   bool thread_running = false;  // set by start(), cleared by the thread on exit
   bool started = false;
+  bool waiting_for_rows = false;                         // asleep until rows_stored() (the queue was found empty)
   wep::TransportHandle* transport_for_cancel = nullptr;  // valid while non-null
 
   // ---- transport, created by start(), destroyed by stop() after the join
@@ -227,6 +239,13 @@ void Flusher::Impl::run() noexcept {
       not_before = Clock::now();
       queue_was_empty = false;
       backoff.reset();
+    }
+    if (queue_was_empty && !rows_signal) {
+      // Nothing queued and nothing stored since: no timer, only a signal ends this wait.
+      waiting_for_rows = true;
+      wake.wait(lock, [&] { return !active_locked() || seen_activations != activations || rows_signal; });
+      waiting_for_rows = false;
+      continue;
     }
     if (queue_was_empty && rows_signal) not_before = Clock::now();
     if (Clock::now() < not_before) {
@@ -383,6 +402,7 @@ PassResult Flusher::Impl::send_rows(std::vector<QueuedRow>& rows) {
     {
       std::lock_guard lock(mutex);
       sending = false;
+      if (stopping) thread_done.notify_all();  // stop() stops repeating its cancel
     }
 
     const std::string what = describe(verdict.kind, verdict.http_status, reason);
@@ -487,7 +507,9 @@ void Flusher::set_enabled(bool enabled) {
 void Flusher::rows_stored() {
   std::lock_guard lock(impl_->mutex);
   impl_->rows_signal = true;
-  impl_->wake.notify_all();
+  // Only a thread asleep on an empty queue acts on the signal at once; any
+  // other state reads it at its next pass, so it is not woken for it.
+  if (impl_->waiting_for_rows) impl_->wake.notify_all();
 }
 
 bool Flusher::stop(uint32_t timeout_ms) {
@@ -505,13 +527,22 @@ bool Flusher::stop(uint32_t timeout_ms) {
     // plugin may send through another transport). Then it is cancelled: a
     // cancel() that lands just before the transport starts its request is a
     // no-op, so it is repeated while a send is in flight. The send itself is
-    // bounded by the transport's timeout, so this loop always ends.
+    // bounded by the transport's timeout, so this loop always ends. Until
+    // then this waits on the thread's end, not on a timer: the only timed
+    // re-check is that repeated cancel.
     const Clock::time_point grace_end = Clock::now() + std::chrono::milliseconds(timeout_ms / 2);
+    impl.thread_done.wait_until(lock, grace_end, [&] { return !impl.thread_running; });
     while (impl.thread_running) {
-      if (impl.sending && impl.transport_for_cancel && Clock::now() >= grace_end) impl.transport_for_cancel->cancel();
-      if (Clock::now() >= deadline) in_time = false;
-      impl.thread_done.wait_for(lock, std::chrono::milliseconds(20), [&] { return !impl.thread_running; });
+      if (impl.sending && impl.transport_for_cancel) {
+        impl.transport_for_cancel->cancel();
+        impl.thread_done.wait_for(lock, kCancelRepeat, [&] { return !impl.thread_running || !impl.sending; });
+      } else {
+        // Not sending: stopping is set, so no send starts; the thread ends
+        // after its current queue step (bounded by the busy timeout).
+        impl.thread_done.wait(lock, [&] { return !impl.thread_running; });
+      }
     }
+    if (Clock::now() >= deadline) in_time = false;
     impl.transport_for_cancel = nullptr;
   }
   if (impl.thread.joinable()) impl.thread.join();

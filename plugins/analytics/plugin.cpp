@@ -12,6 +12,13 @@
 //   any host thread        pending_count (barrier behind the writer, then an
 //                          O(1) count), stats_json.
 //
+// Idle, no thread polls: the writer sleeps until an event arrives, stop, or
+// the maintenance timer (maintenance_interval_ms) is due; the flusher and its
+// queue thread sleep until rows are stored, connectivity or analytics_enabled
+// change, or stop (flusher.cpp). The maintenance tick also has the flusher
+// look at the queue, so rows another connection stored (another process on
+// the same file) are sent at least every maintenance_interval_ms.
+//
 // A store problem (disk full, read-only or damaged file) never reaches the
 // host as a failure: rows that cannot be stored are dropped and counted,
 // the error is logged (once per distinct message) and shown as last_error.
@@ -293,6 +300,7 @@ void AnalyticsPlugin::writer_main() noexcept {
       if (!pass.active && std::chrono::steady_clock::now() >= next_maintenance) {
         begin_age_out(pass);
         next_maintenance = std::chrono::steady_clock::now() + interval;
+        notify_rows_stored();  // rows stored by another connection: see the top of this file
       }
       if (pass.active) age_out_step(pass);
     } catch (const std::exception& e) {

@@ -138,6 +138,80 @@ BOOST_AUTO_TEST_CASE(opt_out_flush_sends_nothing_until_enabled_again) {
   BOOST_TEST(lines == 3);
 }
 
+// An idle plugin sleeps: with nothing to store or send, its threads (writer,
+// flusher, flusher-db) do not wake on a timer, offline or online. A short
+// flush_interval_ms makes a flusher that polls show up within the window;
+// the maintenance timer (the one periodic wake-up) is pushed out of the way.
+BOOST_AUTO_TEST_CASE(an_idle_plugin_does_not_poll_offline_or_online) {
+  using namespace std::chrono_literals;
+  TempDir dir;
+  const std::string config =
+      "{" + std::string(kEvents) +
+      R"(, "flush_interval_ms": 100, "maintenance_interval_ms": 3600000, "transport": {"plugin": ")" +
+      std::string(NDJSON_PATH) + R"(", "config": {"path": ")" + (dir / "delivered.ndjson").string() +
+      R"(", "fsync": false}}})";
+  analytics_test::DirectHost host(config, dir / "data");
+  analytics_test::StartedThreadSwitches counter;  // this thread is not the plugin's
+  analytics_test::LoadedPlugin plugin(ANALYTICS_PATH, host);
+  // Wake-ups allowed in a 1 s idle window: a polling flusher at 100 ms makes
+  // dozens (it and the flusher-db thread wake on every pass).
+  constexpr int64_t kAtMost = 5;
+  const auto expect_idle = [&](const std::string& state) {
+    std::this_thread::sleep_for(1s);  // the state change settles
+    counter.begin();
+    std::this_thread::sleep_for(1s);
+    const auto window = counter.end();
+    BOOST_TEST_INFO(state + ": " + window.describe());
+    BOOST_TEST(window.switches <= kAtMost);
+  };
+
+  expect_idle("offline");
+  plugin.connectivity(true);
+  expect_idle("online, empty queue");
+
+  // Asleep, not stuck: a row stored now is sent at once.
+  plugin.mutation("note.created", payload_n(1), 1, now_ms());
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (stat(plugin.stats(), "/delivered") < 1 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  BOOST_TEST(stat(plugin.stats(), "/delivered") == 1);
+  // After a drain the flusher looks once more (after flush_interval_ms), then sleeps.
+  expect_idle("online, after a delivery");
+
+  plugin.connectivity(false);
+  expect_idle("offline again");
+  BOOST_TEST(plugin.stop() == WEP_OK);
+}
+
+// The idle flusher sleeps until its own writer stores a row; rows another
+// connection stored in the same file are found at the maintenance tick.
+BOOST_AUTO_TEST_CASE(rows_another_connection_stored_are_sent_at_the_maintenance_tick) {
+  using namespace std::chrono_literals;
+  TempDir dir;
+  const std::string database = R"(, "database": ")" + (dir / "shared.db").string() + "\"";
+  const std::string sender_config =
+      "{" + std::string(kEvents) + database +
+      R"(, "flush_interval_ms": 100, "maintenance_interval_ms": 300, "transport": {"plugin": ")" +
+      std::string(NDJSON_PATH) + R"(", "config": {"path": ")" + (dir / "delivered.ndjson").string() +
+      R"(", "fsync": false}}})";
+  analytics_test::DirectHost sender_host(sender_config, dir / "sender");
+  analytics_test::LoadedPlugin sender(ANALYTICS_PATH, sender_host);
+  sender.connectivity(true);
+  std::this_thread::sleep_for(300ms);  // its first pass finds the queue empty: it sleeps
+  {
+    analytics_test::DirectHost other_host("{" + std::string(kEvents) + database + "}", dir / "other");
+    analytics_test::LoadedPlugin other(ANALYTICS_PATH, other_host);
+    other.mutation("note.created", payload_n(7), 1, now_ms());
+    BOOST_TEST(other.pending() == 1);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (stat(sender.stats(), "/delivered") < 1 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  BOOST_TEST(stat(sender.stats(), "/delivered") == 1);
+}
+
 BOOST_AUTO_TEST_CASE(setting_changes_take_effect_in_bus_order) {
   TempDir dir;
   host_stub::Host host(options(dir));
