@@ -140,6 +140,10 @@ struct Backend::Impl {
 
   // ---- immutable after construction
   std::unique_ptr<rapidjson::SchemaDocument> body_schema;
+  // rapidjson 1.1's regex (the schema's "pattern" keywords) keeps its match
+  // state inside the SchemaDocument: one validation at a time across the
+  // server threads.
+  std::mutex body_schema_mutex;
   Poco::ThreadPool pool;
   std::unique_ptr<Poco::Net::HTTPServer> server;
   uint16_t port = 0;
@@ -444,12 +448,19 @@ void Backend::Impl::handle_insert(Poco::Net::HTTPServerRequest& request, Poco::N
     log_detail += "bad JSON";
     return;
   }
-  rapidjson::SchemaValidator validator(*body_schema);
-  if (!document.Accept(validator)) {
-    rapidjson::StringBuffer pointer;
-    validator.GetInvalidDocumentPointer().StringifyUriFragment(pointer);
-    const std::string why = std::string("body breaks the schema at ") + pointer.GetString() + " (keyword '" +
-                            validator.GetInvalidSchemaKeyword() + "')";
+  std::string schema_violation;
+  {
+    std::lock_guard schema_lock(body_schema_mutex);
+    rapidjson::SchemaValidator validator(*body_schema);
+    if (!document.Accept(validator)) {
+      rapidjson::StringBuffer pointer;
+      validator.GetInvalidDocumentPointer().StringifyUriFragment(pointer);
+      schema_violation = std::string("body breaks the schema at ") + pointer.GetString() + " (keyword '" +
+                         validator.GetInvalidSchemaKeyword() + "')";
+    }
+  }
+  if (!schema_violation.empty()) {
+    const std::string& why = schema_violation;
     violation(why);
     respond(response, 400, error_body("PGRST102", why));
     log_detail += "schema violation";
