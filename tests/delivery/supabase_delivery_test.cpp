@@ -31,21 +31,8 @@ using wep::test::Counters;
 namespace {
 
 std::string supabase_config(const Backend& backend, uint32_t timeout_ms = 2000, const std::string& api_key = "") {
-  rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
-  w.StartObject();
-  w.Key("url");
-  w.String(backend.url().c_str());
-  w.Key("api_key");
-  w.String((api_key.empty() ? backend.api_key() : api_key).c_str());
-  w.Key("table");
-  w.String(backend.table().c_str());
-  w.Key("ca_file");
-  w.String(wep::test::test_certificates().ca_file.c_str());
-  w.Key("timeout_ms");
-  w.Uint(timeout_ms);
-  w.EndObject();
-  return buffer.GetString();
+  return supabase_config_json(backend.url(), api_key.empty() ? backend.api_key() : api_key,
+                              wep::test::test_certificates().ca_file, timeout_ms, backend.table());
 }
 
 AnalyticsOptions supabase(const Backend& backend, uint32_t timeout_ms = 2000) {
@@ -57,13 +44,6 @@ AnalyticsOptions supabase(const Backend& backend, uint32_t timeout_ms = 2000) {
 
 void mutate_notes(host_stub::Host& host, int64_t first_n, int64_t count) {
   for (int64_t n = first_n; n < first_n + count; ++n) host.mutate("note.created", payload(n));
-}
-
-int64_t n_of(const std::string& properties_json) {
-  rapidjson::Document properties;
-  if (properties.Parse(properties_json.c_str()).HasParseError() || !properties.IsObject()) return -1;
-  auto it = properties.FindMember("n");
-  return it != properties.MemberEnd() && it->value.IsInt64() ? it->value.GetInt64() : -1;
 }
 
 // The backend holds exactly the mutations first_n .. last_n (by their unique
