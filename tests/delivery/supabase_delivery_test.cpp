@@ -232,9 +232,10 @@ BOOST_AUTO_TEST_CASE(a_steady_trickle_is_sent_in_batches_every_flush_interval) {
   const uint64_t requests = backend.counters().insert_requests;
   const auto intervals = std::chrono::duration_cast<std::chrono::milliseconds>(trickled).count() / 500;
   BOOST_TEST_MESSAGE(kEvents << " events over " << intervals * 500 << "+ ms in " << requests << " requests");
-  // About one request per interval (the last rows may need one more), never one per row.
+  // About one request per interval (plus the first row, sent at once, and a
+  // pass or two that found the queue empty on a slow machine), never one per row.
   BOOST_TEST(requests >= 3u);
-  BOOST_TEST(requests <= static_cast<uint64_t>(intervals) + 2,
+  BOOST_TEST(requests <= static_cast<uint64_t>(intervals) + 4,
              requests << " requests for " << intervals << " flush intervals");
 }
 
