@@ -267,6 +267,24 @@ BOOST_AUTO_TEST_CASE(unmapped_types_and_pii_values_are_dropped_and_counted) {
   BOOST_TEST(stat(stats, "/plugins/analytics/properties_dropped/long_string") == 1);
 }
 
+// A date is a digit group like a phone number: dropped as personal data and
+// counted; a plain number is kept.
+BOOST_AUTO_TEST_CASE(a_date_is_dropped_as_personal_data_and_a_plain_number_kept) {
+  TempDir dir;
+  host_stub::Host host(options(dir));
+  host.mutate("note.created", R"({"kind": "2024-01-31", "length": 2024, "n": 1})");
+  host.mutate("note.created", R"({"kind": "31.01.2024", "n": 2})");
+  BOOST_TEST(host.pending().value_or(-1) == 2);
+
+  const auto rows = Db(queue_file(dir)).rows();
+  BOOST_REQUIRE(rows.size() == 2u);
+  BOOST_TEST(rows[0].properties.value_or("NULL") == R"({"length":2024,"n":1})");
+  BOOST_TEST(rows[1].properties.value_or("NULL") == R"({"n":2})");
+  const std::string stats = host.stats_json();
+  BOOST_TEST(stat(stats, "/plugins/analytics/properties_dropped/phone") == 2);
+  BOOST_TEST(stat(stats, "/plugins/analytics/properties_dropped/pii") == 2);
+}
+
 BOOST_AUTO_TEST_CASE(the_pseudonymous_id_is_the_user_id_across_restarts) {
   TempDir dir;
   std::string first_id;
@@ -429,6 +447,33 @@ BOOST_AUTO_TEST_CASE(the_command_protocol_answers_from_the_plugin) {
   commands.execute("mutate note.deleted", quit);
   BOOST_TEST(commands.execute("pending", quit) == "pending 2");
   BOOST_TEST(!quit);
+}
+
+// "transport.plugin": "libndjson.so" is the ndjson transport next to the
+// analytics plugin file (build/plugins), whatever the working folder.
+BOOST_AUTO_TEST_CASE(a_relative_transport_plugin_is_loaded_from_the_analytics_plugin_folder) {
+  BOOST_TEST_REQUIRE(fs::path(ANALYTICS_PATH).parent_path() == fs::path(NDJSON_PATH).parent_path());
+  BOOST_TEST_REQUIRE(fs::path(NDJSON_PATH).filename() == "libndjson.so");
+  TempDir dir;
+  // Not found from the working folder: only the plugin's folder can supply it.
+  const fs::path previous = fs::current_path();
+  fs::current_path(dir.path());
+  struct Restore {
+    fs::path folder;
+    ~Restore() { fs::current_path(folder); }
+  } restore{previous};
+  BOOST_TEST_REQUIRE(!fs::exists("libndjson.so"));
+
+  host_stub::Host host(
+      options(dir, R"(, "flush_interval_ms": 10,)"
+                   R"("transport": {"plugin": "libndjson.so", "config": {"path": "out.ndjson", "fsync": false}})"));
+  for (int n = 1; n <= 3; ++n) host.mutate("note.created", payload_n(n));
+  host.set_online(true);
+  BOOST_TEST(host.wait_delivered(std::chrono::seconds(30)).value_or(-1) == 0);
+  std::ifstream delivered(dir / "host/plugins/analytics/transport/out.ndjson");
+  int lines = 0;
+  for (std::string line; std::getline(delivered, line);) ++lines;
+  BOOST_TEST(lines == 3);
 }
 
 BOOST_AUTO_TEST_CASE(a_bad_config_is_refused_at_start_naming_the_key) {

@@ -43,47 +43,9 @@ std::string host_stub_config(const std::filesystem::path& data_dir, const wep::t
   analytics.flush_interval_ms = 5;
   analytics.backoff_initial_ms = 5;
   analytics.backoff_max_ms = 100;
-  {
-    rapidjson::StringBuffer buffer;
-    rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
-    w.StartObject();
-    w.Key("url");
-    w.String(backend.url().c_str());
-    w.Key("api_key");
-    w.String(backend.api_key().c_str());
-    w.Key("ca_file");
-    w.String(wep::test::test_certificates().ca_file.c_str());
-    w.Key("timeout_ms");
-    w.Uint(2000);
-    w.EndObject();
-    analytics.transport_config_json = buffer.GetString();
-  }
-  rapidjson::Document plugin_config;
-  plugin_config.Parse(analytics_config_json(analytics).c_str());
-
-  rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
-  w.StartObject();
-  w.Key("data_dir");
-  w.String(data_dir.c_str());
-  w.Key("plugins");
-  w.StartArray();
-  w.StartObject();
-  w.Key("path");
-  w.String(ANALYTICS_PATH);
-  w.Key("config");
-  plugin_config.Accept(w);
-  w.EndObject();
-  w.EndArray();
-  w.EndObject();
-  return buffer.GetString();
-}
-
-int64_t n_of(const std::string& properties_json) {
-  rapidjson::Document properties;
-  if (properties.Parse(properties_json.c_str()).HasParseError() || !properties.IsObject()) return -1;
-  auto it = properties.FindMember("n");
-  return it != properties.MemberEnd() && it->value.IsInt64() ? it->value.GetInt64() : -1;
+  analytics.transport_config_json =
+      supabase_config_json(backend.url(), backend.api_key(), wep::test::test_certificates().ca_file);
+  return host_stub_config_json(data_dir, ANALYTICS_PATH, analytics);
 }
 
 uint64_t seed_from_environment() {

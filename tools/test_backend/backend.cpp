@@ -131,6 +131,7 @@ struct Backend::Impl {
   std::string retry_after;
   size_t max_body_bytes = 0;
   std::string rejected_event_type;
+  int rejected_status = 400;
   int reset_before_count = 0;
   int reset_after_count = 0;
   int delay_count = 0;
@@ -140,6 +141,10 @@ struct Backend::Impl {
 
   // ---- immutable after construction
   std::unique_ptr<rapidjson::SchemaDocument> body_schema;
+  // rapidjson 1.1's regex (the schema's "pattern" keywords) keeps its match
+  // state inside the SchemaDocument: one validation at a time across the
+  // server threads.
+  std::mutex body_schema_mutex;
   Poco::ThreadPool pool;
   std::unique_ptr<Poco::Net::HTTPServer> server;
   uint16_t port = 0;
@@ -424,10 +429,12 @@ void Backend::Impl::handle_insert(Poco::Net::HTTPServerRequest& request, Poco::N
   // ---- the body
   size_t body_limit = 0;
   std::string rejected_type;
+  int rejected_with = 400;
   {
     std::lock_guard lock(mutex);
     body_limit = max_body_bytes;
     rejected_type = rejected_event_type;
+    rejected_with = rejected_status;
   }
   if (body_limit > 0 && body.size() > body_limit) {
     respond(response, 413, error_body("PGRST413", "payload too large: " + std::to_string(body.size()) + " bytes"));
@@ -444,12 +451,19 @@ void Backend::Impl::handle_insert(Poco::Net::HTTPServerRequest& request, Poco::N
     log_detail += "bad JSON";
     return;
   }
-  rapidjson::SchemaValidator validator(*body_schema);
-  if (!document.Accept(validator)) {
-    rapidjson::StringBuffer pointer;
-    validator.GetInvalidDocumentPointer().StringifyUriFragment(pointer);
-    const std::string why = std::string("body breaks the schema at ") + pointer.GetString() + " (keyword '" +
-                            validator.GetInvalidSchemaKeyword() + "')";
+  std::string schema_violation;
+  {
+    std::lock_guard schema_lock(body_schema_mutex);
+    rapidjson::SchemaValidator validator(*body_schema);
+    if (!document.Accept(validator)) {
+      rapidjson::StringBuffer pointer;
+      validator.GetInvalidDocumentPointer().StringifyUriFragment(pointer);
+      schema_violation = std::string("body breaks the schema at ") + pointer.GetString() + " (keyword '" +
+                         validator.GetInvalidSchemaKeyword() + "')";
+    }
+  }
+  if (!schema_violation.empty()) {
+    const std::string& why = schema_violation;
     violation(why);
     respond(response, 400, error_body("PGRST102", why));
     log_detail += "schema violation";
@@ -458,8 +472,11 @@ void Backend::Impl::handle_insert(Poco::Net::HTTPServerRequest& request, Poco::N
   if (!rejected_type.empty()) {
     for (const auto& item : document.GetArray()) {
       if (rejected_type == item["event_type"].GetString()) {
-        respond(response, 400,
-                error_body("22P02", "invalid input: event type \"" + rejected_type + "\" is refused (injected)"));
+        // PostgREST's codes: 22P02 invalid input (400), 23505 unique violation (409).
+        respond(response, rejected_with,
+                error_body(rejected_with == 409 ? "23505" : "22P02",
+                           (rejected_with == 409 ? "conflict: event type \"" : "invalid input: event type \"") +
+                               rejected_type + "\" is refused (injected)"));
         log_detail += "rejected event type " + rejected_type;
         return;
       }
@@ -620,9 +637,10 @@ void Backend::set_max_body_bytes(size_t max_bytes) {
   impl_->max_body_bytes = max_bytes;
 }
 
-void Backend::reject_event_type(const std::string& event_type) {
+void Backend::reject_event_type(const std::string& event_type, int status) {
   std::lock_guard lock(impl_->mutex);
   impl_->rejected_event_type = event_type;
+  impl_->rejected_status = status;
 }
 
 void Backend::reset_before_reply_next(int count) {
@@ -662,6 +680,7 @@ void Backend::clear_faults() {
     impl_->throttle_count = 0;
     impl_->max_body_bytes = 0;
     impl_->rejected_event_type.clear();
+    impl_->rejected_status = 400;
     impl_->reset_before_count = 0;
     impl_->reset_after_count = 0;
     impl_->delay_count = 0;

@@ -74,6 +74,51 @@ std::string analytics_config_json(const AnalyticsOptions& o) {
   w.Key("stop_timeout_ms");
   w.Uint(o.transport_stop_timeout_ms);
   w.EndObject();
+  if (!o.database.empty()) {
+    w.Key("database");
+    w.String(o.database.c_str());
+  }
+  w.EndObject();
+  return buffer.GetString();
+}
+
+std::string supabase_config_json(const std::string& url, const std::string& api_key, const std::string& ca_file,
+                                 uint32_t timeout_ms, const std::string& table) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  w.StartObject();
+  w.Key("url");
+  w.String(url.c_str());
+  w.Key("api_key");
+  w.String(api_key.c_str());
+  w.Key("table");
+  w.String(table.c_str());
+  w.Key("ca_file");
+  w.String(ca_file.c_str());
+  w.Key("timeout_ms");
+  w.Uint(timeout_ms);
+  w.EndObject();
+  return buffer.GetString();
+}
+
+std::string host_stub_config_json(const std::filesystem::path& data_dir, const std::string& analytics_plugin,
+                                  const AnalyticsOptions& options) {
+  rapidjson::Document plugin_config;
+  plugin_config.Parse(analytics_config_json(options).c_str());
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  w.StartObject();
+  w.Key("data_dir");
+  w.String(data_dir.c_str());
+  w.Key("plugins");
+  w.StartArray();
+  w.StartObject();
+  w.Key("path");
+  w.String(analytics_plugin.c_str());
+  w.Key("config");
+  plugin_config.Accept(w);
+  w.EndObject();
+  w.EndArray();
   w.EndObject();
   return buffer.GetString();
 }
@@ -91,6 +136,13 @@ std::string payload(int64_t n, const std::string& blob) {
   std::string text = "{\"n\":" + std::to_string(n);
   if (!blob.empty()) text += ",\"blob\":\"" + blob + "\"";
   return text + "}";
+}
+
+int64_t n_of(const std::string& properties_json) {
+  rapidjson::Document properties;
+  if (properties.Parse(properties_json.c_str()).HasParseError() || !properties.IsObject()) return -1;
+  auto it = properties.FindMember("n");
+  return it != properties.MemberEnd() && it->value.IsInt64() ? it->value.GetInt64() : -1;
 }
 
 namespace {

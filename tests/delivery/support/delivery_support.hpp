@@ -41,8 +41,18 @@ struct AnalyticsOptions {
   uint32_t backoff_initial_ms = 10;
   uint32_t backoff_max_ms = 200;
   uint32_t transport_stop_timeout_ms = 2000;
+  std::string database;  // the queue file; empty: the plugin's default (analytics.db in its data dir)
 };
 std::string analytics_config_json(const AnalyticsOptions& options);
+
+// The supabase transport's config (ca_file: the CA the client trusts).
+std::string supabase_config_json(const std::string& url, const std::string& api_key, const std::string& ca_file,
+                                 uint32_t timeout_ms = 2000, const std::string& table = "analytics_events");
+
+// A host-stub config file's text: `data_dir` and the analytics plugin
+// (`analytics_plugin`, an absolute path) with `options`.
+std::string host_stub_config_json(const std::filesystem::path& data_dir, const std::string& analytics_plugin,
+                                  const AnalyticsOptions& options);
 
 // Host options with the analytics plugin (ANALYTICS path) in `data_dir`.
 host_stub::HostOptions host_options(const std::filesystem::path& data_dir, const std::string& analytics_plugin,
@@ -50,6 +60,9 @@ host_stub::HostOptions host_options(const std::filesystem::path& data_dir, const
 
 // {"n":<n>} or {"n":<n>,"blob":"<blob>"}: payload of the n-th mutation.
 std::string payload(int64_t n, const std::string& blob = "");
+
+// The "n" of a row's properties (JSON text), or -1.
+int64_t n_of(const std::string& properties_json);
 
 // A counter from the analytics plugin's stats (host.stats_json()), or -1.
 int64_t stat(host_stub::Host& host, const std::string& name);

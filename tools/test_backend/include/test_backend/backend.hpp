@@ -136,9 +136,9 @@ class Backend {
   void throttle_next(int count, const std::string& retry_after);
   // Bodies larger than `max_bytes` get 413; 0 turns the rule off.
   void set_max_body_bytes(size_t max_bytes);
-  // A batch containing a row of this event type gets 400 and nothing of it is
-  // stored; empty turns the rule off.
-  void reject_event_type(const std::string& event_type);
+  // A batch containing a row of this event type gets `status` (400 or 409)
+  // and nothing of it is stored; empty turns the rule off.
+  void reject_event_type(const std::string& event_type, int status = 400);
   // The next `count` insert requests: the body is read, then the connection
   // is reset without a reply; nothing is stored.
   void reset_before_reply_next(int count);
