@@ -203,7 +203,10 @@ BOOST_AUTO_TEST_CASE(rows_another_connection_stored_are_sent_at_the_maintenance_
     analytics_test::DirectHost other_host("{" + std::string(kEvents) + database + "}", dir / "other");
     analytics_test::LoadedPlugin other(ANALYTICS_PATH, other_host);
     other.mutation("note.created", payload_n(7), 1, now_ms());
-    BOOST_TEST(other.pending() == 1);
+    // A barrier (the row is in the shared file); the sender's tick may
+    // already have sent it, so the count is 1 or 0.
+    const int64_t pending = other.pending();
+    BOOST_TEST((pending == 0 || pending == 1), "pending " << pending);
   }
   const auto deadline = std::chrono::steady_clock::now() + 10s;
   while (stat(sender.stats(), "/delivered") < 1 && std::chrono::steady_clock::now() < deadline) {
