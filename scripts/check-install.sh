@@ -8,7 +8,8 @@
 #   - the installed host-stub runs the installed analytics plugin with the example
 #     transport end to end, and a config without "path" is refused naming it;
 #   - examples/c_plugin compiles with nothing but pkg-config (wep-plugin-api.pc);
-#   - examples/host configures, builds and runs: its 5 mapped mutations arrive in NDJSON.
+#   - examples/host configures, builds and runs: its 5 mapped mutations arrive in NDJSON;
+#   - the project works as a subproject (add_subdirectory): examples/host built and run that way.
 # Prints each check; exits non-zero at the first failure.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -141,5 +142,26 @@ if [ -f "$root/examples/host/CMakeLists.txt" ]; then
   if grep -q private "$arrived"; then cat "$arrived" >&2; fail "a property that is not listed was delivered"; fi
   step "  5 rows delivered to NDJSON, unlisted properties and the unmapped type left out"
 fi
+
+step "the project as a subproject (add_subdirectory): libraries and plugins only, no tests or tools"
+mkdir -p "$work/outer"
+cat >"$work/outer/CMakeLists.txt" <<CMAKE
+cmake_minimum_required(VERSION 3.25)
+project(outer LANGUAGES CXX)
+add_subdirectory("$root" wep)
+add_executable(example-host "$root/examples/host/main.cpp")
+target_compile_features(example-host PRIVATE cxx_std_20)
+target_link_libraries(example-host PRIVATE wep::host)
+target_compile_definitions(example-host PRIVATE WEP_EXAMPLE_PLUGIN_DIR="\${CMAKE_BINARY_DIR}/wep/plugins")
+CMAKE
+cmake -S "$work/outer" -B "$work/outer/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$work/outer.log" 2>&1 ||
+  { cat "$work/outer.log" >&2; fail "configure as a subproject"; }
+cmake --build "$work/outer/build" >>"$work/outer.log" 2>&1 || { cat "$work/outer.log" >&2; fail "build as a subproject"; }
+[ -e "$work/outer/build/wep/bin/host-stub" ] && fail "a subproject build built the tools"
+ls "$work/outer/build/wep/bin" 2>/dev/null | grep -q test && fail "a subproject build built tests"
+"$work/outer/build/example-host" "$work/outer-data" >"$work/outer.out" 2>&1 ||
+  { cat "$work/outer.out" >&2; fail "example-host (subproject build) exited with $?"; }
+grep -q "pending 0" "$work/outer.out" || { cat "$work/outer.out" >&2; fail "subproject example-host did not deliver"; }
+step "  built and ran examples/host against the subproject's wep::host and plugins"
 
 step "all checks passed"
