@@ -79,47 +79,38 @@ HostDatabase::HostDatabase(const std::filesystem::path& file) : file_(file) {
     // power loss can lose the last commits. No fsync per mutation.
     exec("PRAGMA synchronous=NORMAL");
     migrate();
-    const char* insert_sql = "INSERT INTO events(type, payload, committed_at) VALUES(?1, ?2, ?3)";
-    if (sqlite3_prepare_v3(db_, insert_sql, -1, SQLITE_PREPARE_PERSISTENT, &insert_event_, nullptr) != SQLITE_OK)
-      fail("cannot prepare the event insert");
-    const char* upsert_sql =
+    auto prepare = [this](const char* sql, sqlite3_stmt** statement, const std::string& what) {
+      if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, statement, nullptr) != SQLITE_OK)
+        fail("cannot prepare the " + what);
+    };
+    prepare("INSERT INTO events(type, payload, committed_at) VALUES(?1, ?2, ?3)", &insert_event_, "event insert");
+    prepare(
         "INSERT INTO settings(key, value_json, updated_at) VALUES(?1, ?2, ?3) "
-        "ON CONFLICT(key) DO UPDATE SET value_json = excluded.value_json, updated_at = excluded.updated_at";
-    if (sqlite3_prepare_v3(db_, upsert_sql, -1, SQLITE_PREPARE_PERSISTENT, &upsert_setting_, nullptr) != SQLITE_OK)
-      fail("cannot prepare the setting upsert");
-    const char* read_sql =
+        "ON CONFLICT(key) DO UPDATE SET value_json = excluded.value_json, updated_at = excluded.updated_at",
+        &upsert_setting_, "setting upsert");
+    prepare(
         "SELECT sequence, type, payload, committed_at FROM events WHERE sequence > ?1 AND sequence <= ?2 "
-        "ORDER BY sequence";
-    if (sqlite3_prepare_v3(db_, read_sql, -1, SQLITE_PREPARE_PERSISTENT, &read_events_, nullptr) != SQLITE_OK)
-      fail("cannot prepare the event log read");
-    const char* log_setting_sql =
+        "ORDER BY sequence",
+        &read_events_, "event log read");
+    prepare(
         "INSERT INTO setting_changes(after_sequence, key, value_json, changed_at) "
-        "VALUES((SELECT coalesce(max(sequence), 0) FROM events), ?1, ?2, ?3)";
-    if (sqlite3_prepare_v3(db_, log_setting_sql, -1, SQLITE_PREPARE_PERSISTENT, &log_setting_, nullptr) != SQLITE_OK)
-      fail("cannot prepare the setting log insert");
-    const char* read_settings_sql =
+        "VALUES((SELECT coalesce(max(sequence), 0) FROM events), ?1, ?2, ?3)",
+        &log_setting_, "setting log insert");
+    prepare(
         "SELECT after_sequence, key, value_json, changed_at FROM setting_changes "
-        "WHERE after_sequence >= ?1 AND after_sequence < ?2 ORDER BY after_sequence, id";
-    if (sqlite3_prepare_v3(db_, read_settings_sql, -1, SQLITE_PREPARE_PERSISTENT, &read_settings_, nullptr) !=
-        SQLITE_OK)
-      fail("cannot prepare the setting log read");
+        "WHERE after_sequence >= ?1 AND after_sequence < ?2 ORDER BY after_sequence, id",
+        &read_settings_, "setting log read");
   } catch (...) {
-    sqlite3_finalize(insert_event_);
-    sqlite3_finalize(upsert_setting_);
-    sqlite3_finalize(read_events_);
-    sqlite3_finalize(log_setting_);
-    sqlite3_finalize(read_settings_);
-    sqlite3_close_v2(db_);
+    close();
     throw;
   }
 }
 
-HostDatabase::~HostDatabase() {
-  sqlite3_finalize(read_events_);
-  sqlite3_finalize(log_setting_);
-  sqlite3_finalize(read_settings_);
-  sqlite3_finalize(insert_event_);
-  sqlite3_finalize(upsert_setting_);
+HostDatabase::~HostDatabase() { close(); }
+
+void HostDatabase::close() noexcept {
+  for (sqlite3_stmt* statement : {insert_event_, upsert_setting_, read_events_, log_setting_, read_settings_})
+    sqlite3_finalize(statement);
   sqlite3_close_v2(db_);
 }
 

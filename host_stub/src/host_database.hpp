@@ -55,6 +55,7 @@ class HostDatabase {
   void exec(const char* sql);
   [[noreturn]] void fail(std::string_view what) const;
   void migrate();
+  void close() noexcept;          // finalizes every statement, closes the connection
   int64_t last_position() const;  // the newest mutation or setting change position
 
   std::filesystem::path file_;
