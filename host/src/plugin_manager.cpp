@@ -173,6 +173,9 @@ struct PluginManager::Impl {
       throw HostError(who + ": create failed: " + error);
     }
     if (!slot.handle->start(error)) {
+      // The plugin may have subscribed before it failed: hold its lane (a
+      // no-op during a reload) so no on_event runs while it is torn down.
+      coordinator.pause_effect(slot.name);
       slot.handle->stop(options.stop_timeout_ms);  // the contract: stop and destroy also after a failed start
       slot.handle.reset();
       throw HostError(who + " failed to start: " + error);

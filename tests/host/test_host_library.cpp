@@ -322,6 +322,26 @@ BOOST_AUTO_TEST_CASE(a_refused_load_leaves_nothing_behind) {
   BOOST_TEST(f.manager->load(kEffect) == "test_effect");  // and it loads fine afterwards
 }
 
+BOOST_AUTO_TEST_CASE(a_plugin_that_fails_after_subscribing_is_torn_down_while_events_flow) {
+  Fixture f;
+  std::atomic<bool> stop{false};
+  int64_t last = 0;
+  std::thread publisher([&] {
+    while (!stop.load()) {
+      publish(f.bus, last);
+      std::this_thread::sleep_for(std::chrono::microseconds(50));  // a steady rate
+    }
+  });
+  for (int i = 0; i < 200; ++i) {
+    BOOST_CHECK_THROW(f.manager->load(kEffect, R"({"fail_after_subscribe":true,"sleep_on_event_ms":1})"), HostError);
+    BOOST_TEST_REQUIRE(!is_mapped(kEffect));
+    BOOST_TEST_REQUIRE(!f.bus.has_effect("test_effect"));
+  }
+  stop.store(true);
+  publisher.join();
+  BOOST_TEST(f.manager->plugins().empty());
+}
+
 BOOST_AUTO_TEST_CASE(reload_100_times_while_publishing_really_unmaps_and_loses_nothing) {
   Fixture f;
   const std::string name = f.manager->load(kEffect, R"({"pending":true,"start_thread":true})");

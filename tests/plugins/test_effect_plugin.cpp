@@ -11,6 +11,7 @@
 //                              pending events while online; stop() joins it;
 //                              its last act is writing <data_dir>/thread_exited
 //   "fail_start": bool         start() fails with "test plugin: fail_start is set"
+//   "fail_after_subscribe": bool  start() subscribes, then fails
 //   "pending": bool            answers pending_count (else WEP_ERR_UNSUPPORTED)
 //   "subscribe": int           the event mask to subscribe to (default 7: all)
 //   "block_on_fd": int         on_event of a mutation first reads one byte from
@@ -54,6 +55,7 @@ struct Options {
   int64_t sleep_on_event_ms = 0;
   bool start_thread = false;
   bool fail_start = false;
+  bool fail_after_subscribe = false;
   bool pending = false;
   uint32_t subscribe = WEP_EVENT_MUTATION_COMMITTED | WEP_EVENT_CONNECTIVITY_CHANGED | WEP_EVENT_SETTING_CHANGED;
   int64_t read_log_after = -1;  // -1: do not read
@@ -80,6 +82,8 @@ Options parse_options(std::string_view json) {
       expect_bool(options.start_thread);
     } else if (key == "fail_start") {
       expect_bool(options.fail_start);
+    } else if (key == "fail_after_subscribe") {
+      expect_bool(options.fail_after_subscribe);
     } else if (key == "pending") {
       expect_bool(options.pending);
     } else if (key == "sleep_on_event_ms") {
@@ -145,6 +149,7 @@ class TestEffectPlugin final : public wep::EffectPlugin {
     const wep_status subscribed = host_.subscribe(options_.subscribe);
     if (subscribed != WEP_OK && subscribed != WEP_ERR_UNSUPPORTED)
       throw wep::Error(WEP_ERR_FAILED, "test plugin: subscribe failed with status " + std::to_string(subscribed));
+    if (options_.fail_after_subscribe) throw wep::Error(WEP_ERR_FAILED, "test plugin: fail_after_subscribe is set");
     host_.log(WEP_LOG_INFO, "started");
   }
 
