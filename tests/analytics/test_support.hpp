@@ -24,36 +24,13 @@
 #include <vector>
 #include <wep/host_api_table.hpp>
 #include <wep/plugin_host.hpp>
+#include <wep_test/temp_dir.hpp>
 
 namespace analytics_test {
 
 namespace fs = std::filesystem;
 
-// A fresh directory under `base` (default: $TMPDIR, else /tmp), removed
-// with everything in it.
-class TempDir {
- public:
-  explicit TempDir(const std::string& prefix = "wep-analytics", std::string base = {}) {
-    if (base.empty()) {
-      const char* tmpdir = std::getenv("TMPDIR");
-      base = tmpdir && *tmpdir ? tmpdir : "/tmp";
-    }
-    std::string pattern = base + "/" + prefix + "-XXXXXX";
-    if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
+using wep::test::TempDir;
 
 // One analytics_queue row as read back from the file.
 struct Row {

@@ -177,7 +177,7 @@ BOOST_AUTO_TEST_CASE(load_start_send_stop_unload_cycles) {
       rows.add(cycle + 1);
       CHECK_VERDICT(transport.send(rows), WEP_VERDICT_DELIVERED);
     }
-    BOOST_REQUIRE_MESSAGE(!wep::test::is_loaded(NDJSON_PATH), "still mapped after cycle " << cycle);
+    BOOST_REQUIRE_MESSAGE(!wep::test::is_mapped(NDJSON_PATH), "still mapped after cycle " << cycle);
   }
   BOOST_CHECK_EQUAL(read_lines(dir.path() / "events.ndjson").size(), 10u);
 }

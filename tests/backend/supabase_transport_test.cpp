@@ -547,7 +547,7 @@ BOOST_AUTO_TEST_CASE(load_start_send_stop_unload_twenty_times) {
       CHECK_VERDICT(transport.send(rows), WEP_VERDICT_DELIVERED);
       BOOST_CHECK_EQUAL(transport.stop(), WEP_OK);
     }
-    BOOST_REQUIRE_MESSAGE(!wep::test::is_loaded(SUPABASE_PATH), "the plugin is still mapped after cycle " << cycle);
+    BOOST_REQUIRE_MESSAGE(!wep::test::is_mapped(SUPABASE_PATH), "the plugin is still mapped after cycle " << cycle);
   }
   BOOST_CHECK_EQUAL(backend.row_count(), 20u);
 }

@@ -12,6 +12,8 @@
 #include <vector>
 #include <wep/host_api_table.hpp>
 #include <wep/plugin_host.hpp>
+#include <wep_test/mapped_library.hpp>
+#include <wep_test/temp_dir.hpp>
 
 namespace wep::test {
 
@@ -129,33 +131,6 @@ class LoadedTransport {
   std::unique_ptr<wep::TransportHandle> handle_;
   mutable std::mutex log_mutex_;
   std::vector<std::string> logs_;
-};
-
-// Whether the dynamic loader still has `path` mapped (without loading it).
-inline bool is_loaded(const std::string& path) {
-  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD);
-  if (!handle) return false;
-  dlclose(handle);
-  return true;
-}
-
-// A fresh empty directory under the system temp dir, removed at scope end.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "wep-transport-test-XXXXXX").string();
-    if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::filesystem::path& path() const { return path_; }
-  std::string str() const { return path_.string(); }
-
- private:
-  std::filesystem::path path_;
 };
 
 inline std::string verdict_name(int32_t kind) {

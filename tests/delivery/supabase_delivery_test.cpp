@@ -19,6 +19,7 @@
 #include <test_backend/backend.hpp>
 #include <thread>
 #include <vector>
+#include <wep_test/mapped_library.hpp>
 
 #include "delivery_support.hpp"
 
@@ -394,14 +395,7 @@ BOOST_AUTO_TEST_CASE(switching_to_the_ndjson_transport_is_a_config_change_only) 
 
 namespace {
 
-// True if the shared object at `path` is mapped in this process (dlopen
-// with RTLD_NOLOAD maps nothing; the extra reference is dropped).
-bool is_mapped(const char* path) {
-  void* handle = ::dlopen(path, RTLD_NOW | RTLD_NOLOAD);
-  if (!handle) return false;
-  ::dlclose(handle);
-  return true;
-}
+using wep::test::is_mapped;
 
 int64_t lane_dropped(host_stub::Host& host, const char* effect) {
   rapidjson::Document stats;

@@ -2,7 +2,6 @@
 // a plugin-is-mapped probe. Nothing here needs the harness (host_stub).
 #pragma once
 
-#include <dlfcn.h>
 #include <rapidjson/document.h>
 #include <rapidjson/pointer.h>
 #include <stdlib.h>
@@ -12,29 +11,13 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <wep_test/mapped_library.hpp>
+#include <wep_test/temp_dir.hpp>
 
 namespace test_support {
 
-// A fresh folder under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "wep-host-test-XXXXXX").string();
-    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  std::filesystem::path path_;
-};
+using wep::test::is_mapped;
+using wep::test::TempDir;
 
 inline void write_file(const std::filesystem::path& file, const std::string& text) {
   std::ofstream out(file, std::ios::binary);
@@ -77,15 +60,6 @@ inline bool json_bool(const std::string& json, const char* pointer) {
   const rapidjson::Value* value = rapidjson::Pointer(pointer).Get(doc);
   if (!value || !value->IsBool()) throw std::runtime_error(std::string("no boolean at ") + pointer + " in " + json);
   return value->GetBool();
-}
-
-// True if the shared object at `path` is currently mapped in this process
-// (dlopen with RTLD_NOLOAD loads nothing; the extra reference is dropped).
-inline bool is_mapped(const std::string& path) {
-  void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD);
-  if (!handle) return false;
-  ::dlclose(handle);
-  return true;
 }
 
 }  // namespace test_support

@@ -6,28 +6,11 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <fstream>
-#include <random>
 #include <stdexcept>
 #include <thread>
 
 namespace delivery_test {
-
-TempDir::TempDir(const std::string& prefix) {
-  static std::atomic<int> counter{0};
-  std::random_device random;
-  path_ =
-      std::filesystem::temp_directory_path() / (prefix + "-" + std::to_string(::getpid()) + "-" +
-                                                std::to_string(counter++) + "-" + std::to_string(random() % 100000));
-  std::filesystem::remove_all(path_);
-  std::filesystem::create_directories(path_);
-}
-
-TempDir::~TempDir() {
-  std::error_code ignored;
-  std::filesystem::remove_all(path_, ignored);
-}
 
 std::string analytics_config_json(const AnalyticsOptions& o) {
   rapidjson::Document transport_config;

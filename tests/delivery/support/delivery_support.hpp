@@ -13,21 +13,11 @@
 #include <optional>
 #include <string>
 #include <vector>
+#include <wep_test/temp_dir.hpp>
 
 namespace delivery_test {
 
-// A fresh folder under the system temp dir, removed with its contents.
-class TempDir {
- public:
-  explicit TempDir(const std::string& prefix = "wep-delivery");
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using wep::test::TempDir;
 
 // The analytics plugin's config. Mutation "note.created" maps to event type
 // "note_created" and "poison.made" to "poison"; both keep properties "n"
