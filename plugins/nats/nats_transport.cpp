@@ -136,6 +136,11 @@ class NatsTransport final : public wep::TransportPlugin {
       }
       for (size_t k = 0; k < spans_.size(); ++k) outcomes_[spans_[k].row] = result.outcomes[k];
       reason = result.reason;
+      if (result.duplicates > 0) {  // a resend of rows already stored (after a lost acknowledgement or a crash)
+        host_.log(WEP_LOG_INFO, "nats transport: " + std::to_string(result.duplicates) + " of " +
+                                    std::to_string(messages_.size()) +
+                                    " message(s) acknowledged as duplicates (already in the stream, not stored again)");
+      }
     }
     if (refused > 0) {
       reason += (reason.empty() ? "" : "; ") + std::to_string(refused) + " row(s) refused: " + refusals;
