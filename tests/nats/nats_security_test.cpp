@@ -87,6 +87,7 @@ BOOST_AUTO_TEST_CASE(tls_with_the_test_ca_delivers_and_a_wrong_host_name_or_ca_i
     BOOST_TEST_REQUIRE(transport.start() == "");
     Rows rows = some_rows(100, 5);
     const auto verdict = transport.send(rows);
+    BOOST_TEST_MESSAGE("verdict reason: " << verdict.reason);
     BOOST_TEST(verdict.kind == WEP_VERDICT_FAILED, verdict.reason);  // not transient: retried slowly
     BOOST_TEST(verdict.reason.find("SSL") != std::string::npos, verdict.reason);
   }
@@ -99,6 +100,7 @@ BOOST_AUTO_TEST_CASE(tls_with_the_test_ca_delivers_and_a_wrong_host_name_or_ca_i
     BOOST_TEST_REQUIRE(transport.start() == "");
     Rows rows = some_rows(200, 5);
     const auto verdict = transport.send(rows);
+    BOOST_TEST_MESSAGE("verdict reason: " << verdict.reason);
     BOOST_TEST(verdict.kind == WEP_VERDICT_FAILED, verdict.reason);
   }
   BOOST_TEST(cluster.nats->read_stream("EVENTS").distinct_ids.size() == 20u);
@@ -126,6 +128,7 @@ BOOST_AUTO_TEST_CASE(a_user_allowed_to_publish_on_one_subject_only_delivers_ther
     BOOST_TEST_REQUIRE(transport.start() == "");
     Rows rows = some_rows(100, 5);
     const auto verdict = transport.send(rows);
+    BOOST_TEST_MESSAGE("verdict reason: " << verdict.reason);
     BOOST_TEST(verdict.kind == WEP_VERDICT_FAILED, verdict.reason);
     BOOST_TEST(verdict.reason.find("ermission") != std::string::npos, verdict.reason);
     require_no_secret(transport, verdict);
@@ -136,6 +139,7 @@ BOOST_AUTO_TEST_CASE(a_user_allowed_to_publish_on_one_subject_only_delivers_ther
     BOOST_TEST_REQUIRE(transport.start() == "");
     Rows rows = some_rows(200, 5);
     const auto verdict = transport.send(rows);
+    BOOST_TEST_MESSAGE("verdict reason: " << verdict.reason);
     BOOST_TEST(verdict.kind == WEP_VERDICT_FAILED, verdict.reason);
     BOOST_TEST(verdict.reason.find("inbox_prefix") != std::string::npos, verdict.reason);
   }
