@@ -304,6 +304,16 @@ void NatsCluster::create_stream(const StreamOptions& stream, std::chrono::millis
   stream_leader(stream.name, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
 }
 
+void NatsCluster::delete_stream(const std::string& stream, std::chrono::milliseconds timeout) {
+  retry_until(Clock::now() + timeout, "deleting stream " + stream, [&](std::string& last) {
+    Admin admin(urls(), options_, 10000);
+    jsErrCode code = static_cast<jsErrCode>(0);
+    const natsStatus status = js_DeleteStream(admin.js(), stream.c_str(), nullptr, &code);
+    last = natsStatus_GetText(status);
+    return status == NATS_OK || code == JSStreamNotFoundErr || status == NATS_NOT_FOUND;
+  });
+}
+
 int NatsCluster::stream_leader(const std::string& stream, std::chrono::milliseconds timeout) {
   int leader = -1;
   retry_until(Clock::now() + timeout, "a leader for stream " + stream, [&](std::string& last) {

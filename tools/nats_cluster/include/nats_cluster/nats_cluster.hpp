@@ -73,6 +73,8 @@ class NatsCluster {
 
   // Creates (or finds) the stream; waits until it has a leader.
   void create_stream(const StreamOptions& stream, std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  // Deletes the stream and its messages (no-op when it does not exist).
+  void delete_stream(const std::string& stream, std::chrono::milliseconds timeout = std::chrono::seconds(60));
   // Index of the node leading `stream`, waiting up to `timeout` for one.
   int stream_leader(const std::string& stream, std::chrono::milliseconds timeout = std::chrono::seconds(60));
   // Reads every message of the stream.
