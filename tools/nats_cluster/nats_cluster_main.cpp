@@ -1,6 +1,8 @@
 // nats-cluster: starts a local NATS JetStream cluster (NatsCluster) with one
 // stream, prints "ready <url>,<url>,..." on stdout, and runs until its stdin
 // ends (its lifeline) or it gets SIGTERM/SIGINT; then stops every node.
+// Commands on stdin, one per line:
+//   dump   prints every message body of the stream, one per line, then "end"
 //   nats-cluster --dir DIR [--nodes 3] [--stream EVENTS] [--subject events.>]
 //                [--replicas 3] [--duplicate-window-ms 120000]
 #include <poll.h>
@@ -55,9 +57,22 @@ int main(int argc, char** argv) {
     for (const auto& url : cluster.urls()) urls += (urls.empty() ? "" : ",") + url;
     std::cout << "ready " << urls << std::endl;
     char buffer[256];
+    std::string input;
     while (!g_stop) {
       pollfd p{0, POLLIN, 0};
-      if (::poll(&p, 1, 200) > 0 && ::read(0, buffer, sizeof buffer) <= 0) break;  // end of input
+      if (::poll(&p, 1, 200) <= 0) continue;
+      const ssize_t n = ::read(0, buffer, sizeof buffer);
+      if (n <= 0) break;  // end of input
+      input.append(buffer, static_cast<size_t>(n));
+      for (size_t end; (end = input.find('\n')) != std::string::npos; input.erase(0, end + 1)) {
+        const std::string command = input.substr(0, end);
+        if (command == "dump") {
+          for (const std::string& body : cluster.read_stream(stream.name, true).bodies) std::cout << body << "\n";
+        } else {
+          std::cout << "error: unknown command '" << command << "'\n";
+        }
+        std::cout << "end" << std::endl;
+      }
     }
     cluster.stop_all();
   } catch (const std::exception& e) {
