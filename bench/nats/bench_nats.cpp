@@ -11,14 +11,14 @@
 // store every message (no duplicates). The phases alternate their order from
 // round to round. The figure is the median of the per-round ratios
 // plugin/reference, with their spread. One figure per line.
+#include <Poco/DateTime.h>
+#include <Poco/DateTimeFormatter.h>
+#include <nats/nats.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
-#include <nats/nats.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
-#include <Poco/DateTime.h>
-#include <Poco/DateTimeFormatter.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -140,7 +140,11 @@ Messages messages_for(int64_t events, const std::string& user_id, const std::str
   for (int64_t i = 1; i <= events; ++i) {
     out.ids.push_back(analytics::event_id_for(user_id, i, created_at));
     const std::string properties = properties_of(i);
-    const wep_row row{i, wep::str(out.ids.back()), wep::str("note_created"), wep::str(properties), wep::str(user_id),
+    const wep_row row{i,
+                      wep::str(out.ids.back()),
+                      wep::str("note_created"),
+                      wep::str(properties),
+                      wep::str(user_id),
                       wep::str(created_at_utc)};
     std::string body;
     if (!encoder.append(row, body, why)) throw std::runtime_error("cannot encode row: " + why);
@@ -282,8 +286,8 @@ int main(int argc, char** argv) {
     const std::string created_at =
         Poco::DateTimeFormatter::format(Poco::DateTime(), "%Y-%m-%dT%H:%M:%S.%i");  // the stored format
     std::cout << "bench_nats: " << events << " events of the same shape, batch_size " << batch_size << ", " << rounds
-              << " round(s), 3 nats-server nodes on loopback, stream R3 file storage, " << std::thread::hardware_concurrency()
-              << " CPU(s)" << std::endl;
+              << " round(s), 3 nats-server nodes on loopback, stream R3 file storage, "
+              << std::thread::hardware_concurrency() << " CPU(s)" << std::endl;
 
     std::vector<double> plugin_rates, reference_rates, ratios;
     Messages messages;

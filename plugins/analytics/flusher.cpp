@@ -454,7 +454,9 @@ PassResult Flusher::Impl::send_rows(std::vector<QueuedRow>& rows) {
       case WEP_VERDICT_PER_ROW: {
         std::vector<size_t> done, refused, again;
         for (size_t k = 0; k < indices.size(); ++k) {
-          (rejected[k] == WEP_ROW_DELIVERED ? done : rejected[k] == WEP_ROW_REJECTED ? refused : again)
+          (rejected[k] == WEP_ROW_DELIVERED  ? done
+           : rejected[k] == WEP_ROW_REJECTED ? refused
+                                             : again)
               .push_back(indices[k]);
         }
         if (!done.empty()) queue->mark_delivered(ranges_of(done));  // counts delivered

@@ -148,9 +148,7 @@ std::optional<StreamFacts> JetStreamPublisher::stream_facts(std::string& why, bo
   return facts;
 }
 
-int64_t JetStreamPublisher::max_payload() const {
-  return connection_ ? natsConnection_GetMaxPayload(connection_) : 0;
-}
+int64_t JetStreamPublisher::max_payload() const { return connection_ ? natsConnection_GetMaxPayload(connection_) : 0; }
 
 BatchResult JetStreamPublisher::publish_batch(const std::vector<OutgoingMessage>& messages) {
   BatchResult result;
@@ -246,8 +244,9 @@ BatchResult JetStreamPublisher::publish_batch(const std::vector<OutgoingMessage>
     result.failure = Failure::kPermanent;
     result.reason = permission_error;
     if (permission_error.find("Subscription") != std::string::npos && config_.inbox_prefix.empty()) {
-      result.reason += " (the user may not subscribe to acknowledgements: set inbox_prefix to a subject it may "
-                       "subscribe below)";
+      result.reason +=
+          " (the user may not subscribe to acknowledgements: set inbox_prefix to a subject it may "
+          "subscribe below)";
     }
   } else if (not_delivered > 0) {
     std::string text = std::to_string(not_delivered) + " of " + std::to_string(messages.size()) + " message(s) ";
@@ -290,8 +289,9 @@ void JetStreamPublisher::on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr
             ++self.refused_;
             why = "refused by the stream: ";
           } else if (error->Err == NATS_NO_RESPONDERS) {
-            why = "no responders (no stream leader for the subject: an election under way, no quorum, or no "
-                  "stream captures it): ";
+            why =
+                "no responders (no stream leader for the subject: an election under way, no quorum, or no "
+                "stream captures it): ";
           } else if (error->ErrCode == JSStreamNotMatchErr) {
             why = "the subject is not captured by stream '" + self.config_.stream + "': ";
           }

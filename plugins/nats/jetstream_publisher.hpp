@@ -112,11 +112,11 @@ class JetStreamPublisher {
   std::vector<uint8_t>* outcomes_ = nullptr;                  // the open batch's
   size_t unanswered_ = 0;
   int64_t stored_ = 0, duplicates_ = 0;
-  std::string first_error_;  // first per-message error of the batch
-  size_t refused_ = 0;       // messages the stream refused for good
+  std::string first_error_;       // first per-message error of the batch
+  size_t refused_ = 0;            // messages the stream refused for good
   std::string permission_error_;  // an asynchronous permission violation
   bool cancelled_ = false;
-  bool closed_ = true;     // libnats reported the connection closed (or none yet)
+  bool closed_ = true;  // libnats reported the connection closed (or none yet)
   int handlers_running_ = 0;
   std::condition_variable handlers_idle_;
 };

@@ -75,8 +75,8 @@ class NatsTransport final : public wep::TransportPlugin {
     }
     std::string subjects;
     for (const std::string& s : facts->subjects) subjects += (subjects.empty() ? "" : ", ") + s;
-    host_.log(WEP_LOG_INFO, "nats transport: stream " + config_.stream + " (subjects " + subjects + "): " +
-                                std::to_string(facts->replicas) + " replica(s), " + facts->storage +
+    host_.log(WEP_LOG_INFO, "nats transport: stream " + config_.stream + " (subjects " + subjects +
+                                "): " + std::to_string(facts->replicas) + " replica(s), " + facts->storage +
                                 " storage, duplicate window " + std::to_string(facts->duplicate_window_ms) + " ms");
     resend_window_ms_.store(facts->duplicate_window_ms - static_cast<int64_t>(config_.timeout_ms));
   }
@@ -109,7 +109,8 @@ class NatsTransport final : public wep::TransportPlugin {
       std::string why;
       if (!encoder_.append(batch.rows[i], bodies_, why)) {
         outcomes_[i] = WEP_ROW_REJECTED;
-      } else if (const size_t bytes = bodies_.size() - begin + header_bytes(batch.rows[i].event_id.size, config_.stream);
+      } else if (const size_t bytes =
+                     bodies_.size() - begin + header_bytes(batch.rows[i].event_id.size, config_.stream);
                  max_payload > 0 && static_cast<int64_t>(bytes) > max_payload) {
         outcomes_[i] = WEP_ROW_REJECTED;
         why = "event " + std::string(wep::view(batch.rows[i].event_id)) + " is " + std::to_string(bytes) +
@@ -123,8 +124,8 @@ class NatsTransport final : public wep::TransportPlugin {
     }
     messages_.clear();
     for (const Span& span : spans_) {
-      messages_.push_back({std::string_view(bodies_).substr(span.offset, span.size),
-                           wep::view(batch.rows[span.row].event_id)});
+      messages_.push_back(
+          {std::string_view(bodies_).substr(span.offset, span.size), wep::view(batch.rows[span.row].event_id)});
     }
 
     std::string reason;

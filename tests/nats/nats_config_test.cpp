@@ -56,7 +56,8 @@ BOOST_AUTO_TEST_CASE(a_wrong_key_is_refused_by_name) {
       {"{" + server + ", \"subject\": \"events.app\", \"timeout_ms\": 10}", "timeout_ms"},
       {"{" + server + ", \"subject\": \"events.app\", \"user\": \"u\"}", "password"},
       {"{" + server + ", \"subject\": \"events.app\", \"password\": \"p\"}", "user"},
-      {"{" + server + ", \"subject\": \"events.app\", \"creds_file\": \"x.creds\", \"user\": \"u\", \"password\": \"p\"}",
+      {"{" + server +
+           ", \"subject\": \"events.app\", \"creds_file\": \"x.creds\", \"user\": \"u\", \"password\": \"p\"}",
        "creds_file"},
       {"{" + server + ", \"subject\": \"events.app\", \"creds_file\": \"missing.creds\"}", "creds_file"},
       {"{" + server + ", \"subject\": \"events.app\", \"nkey_seed_file\": \"seed.nk\"}", "nkey"},

@@ -46,7 +46,8 @@ nats_cluster::ClusterOptions users_options() {
   options.extra_config = R"(authorization {
   users = [
     {user: admin, password: admin-pw}
-    {user: publisher, password: ")" + kPublisherPassword +
+    {user: publisher, password: ")" +
+                         kPublisherPassword +
                          R"(",
      permissions: {publish: {allow: ["orders.allowed"]}, subscribe: {allow: ["_INBOX_pub.>"]}}}
   ]
@@ -108,7 +109,8 @@ BOOST_AUTO_TEST_CASE(tls_with_the_test_ca_delivers_and_a_wrong_host_name_or_ca_i
 
 BOOST_AUTO_TEST_CASE(a_user_allowed_to_publish_on_one_subject_only_delivers_there_and_fails_elsewhere) {
   Cluster cluster(users_options(), "orders.>");
-  const std::string auth = "\"user\": \"publisher\", \"password\": \"" + kPublisherPassword + "\", \"timeout_ms\": 2000";
+  const std::string auth =
+      "\"user\": \"publisher\", \"password\": \"" + kPublisherPassword + "\", \"timeout_ms\": 2000";
   {
     TempDir data;
     DirectTransport transport(

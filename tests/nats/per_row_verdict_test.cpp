@@ -47,9 +47,10 @@ struct RawVerdict {
 
 BOOST_AUTO_TEST_CASE(per_row_verdicts_delete_delivered_rows_dead_letter_refused_ones_and_resend_the_rest) {
   TempDir dir;
-  host_stub::Host host(host_options(
-      dir.path(), ANALYTICS_PATH,
-      with_transport(PER_ROW_TRANSPORT_PATH, R"({"reject_event_types": ["poison"], "retry_first_send_of_odd": true})")));
+  host_stub::Host host(
+      host_options(dir.path(), ANALYTICS_PATH,
+                   with_transport(PER_ROW_TRANSPORT_PATH,
+                                  R"({"reject_event_types": ["poison"], "retry_first_send_of_odd": true})")));
   for (int64_t n = 1; n <= 40; ++n) host.mutate("note.created", payload(n));
   for (int64_t n = 41; n <= 43; ++n) host.mutate("poison.made", payload(n));
   host.set_online(true);
@@ -93,9 +94,10 @@ BOOST_AUTO_TEST_CASE(a_transport_built_for_api_1_1_still_delivers_through_a_1_2_
   BOOST_TEST(library->descriptor().transport->struct_size == offsetof(wep_transport_vtable, resend_window_ms));
 
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH,
-                                    with_transport(SCRIPTED_TRANSPORT_V1_1_PATH,
-                                                   R"({"reject_event_types": ["poison"], "identify_rejected": true})")));
+  host_stub::Host host(
+      host_options(dir.path(), ANALYTICS_PATH,
+                   with_transport(SCRIPTED_TRANSPORT_V1_1_PATH,
+                                  R"({"reject_event_types": ["poison"], "identify_rejected": true})")));
   for (int64_t n = 1; n <= 30; ++n) host.mutate("note.created", payload(n));
   for (int64_t n = 31; n <= 32; ++n) host.mutate("poison.made", payload(n));
   host.set_online(true);

@@ -220,8 +220,8 @@ void NatsCluster::wait_healthy(int index, Clock::time_point deadline) {
       last = e.what();
     }
     if (Clock::now() >= deadline) {
-      throw std::runtime_error("nats-server " + node.name + " not healthy in time (" + last + "); its log:" +
-                               log_tail(index));
+      throw std::runtime_error("nats-server " + node.name + " not healthy in time (" + last +
+                               "); its log:" + log_tail(index));
     }
     std::this_thread::sleep_for(kPoll);
   }
@@ -371,8 +371,8 @@ StreamContents NatsCluster::read_stream(const std::string& stream, bool keep_bod
     sub_options.Config.DeliverPolicy = js_DeliverAll;
     natsSubscription* sub = nullptr;
     jsErrCode code = static_cast<jsErrCode>(0);
-    const std::string durable = "reader" + std::to_string(::getpid()) + "_" +
-                                std::to_string(Clock::now().time_since_epoch().count());
+    const std::string durable =
+        "reader" + std::to_string(::getpid()) + "_" + std::to_string(Clock::now().time_since_epoch().count());
     status = js_PullSubscribe(&sub, admin.js(), filter.c_str(), durable.c_str(), nullptr, &sub_options, &code);
     if (status != NATS_OK) {
       last = std::string("pull subscribe: ") + natsStatus_GetText(status) + " " + std::to_string(code);
