@@ -94,14 +94,15 @@ void HostDatabase::read_after(int64_t after_sequence, const std::function<bool(c
     std::string second;  // payload / value
     int64_t at_ms;
   };
-  std::vector<Entry> chunk;
+  std::vector<Entry> chunk;  // entries and their strings are reused from chunk to chunk
+  size_t used = 0;
   // Positions (after_sequence, after_sequence + kReadChunkRows] of the
   // mutations, and the setting changes made after mutations after_sequence
   // .. after_sequence + kReadChunkRows - 1, merged: a change made after
   // mutation S comes after S and before S + 1.
   for (int64_t low = after_sequence;; low += kReadChunkRows) {
     const int64_t high = low + kReadChunkRows;
-    chunk.clear();
+    used = 0;
     int64_t end_of_log = 0;
     {
       std::lock_guard lock(mutex_);
@@ -117,8 +118,13 @@ void HostDatabase::read_after(int64_t after_sequence, const std::function<bool(c
             const bool setting_first =
                 setting_row && (!mutation_row || settings.column_int(0) < mutations.column_int(0));
             Statement& from = setting_first ? settings : mutations;
-            chunk.push_back({setting_first ? WEP_EVENT_SETTING_CHANGED : WEP_EVENT_MUTATION_COMMITTED,
-                             from.column_int(0), from.column_text(1), from.column_text(2), from.column_int(3)});
+            if (used == chunk.size()) chunk.emplace_back();
+            Entry& entry = chunk[used++];
+            entry.kind = setting_first ? WEP_EVENT_SETTING_CHANGED : WEP_EVENT_MUTATION_COMMITTED;
+            entry.sequence = from.column_int(0);
+            from.assign_text(1, entry.first);
+            from.assign_text(2, entry.second);
+            entry.at_ms = from.column_int(3);
             if (setting_first) {
               setting_row = settings.step("reading the setting log");
             } else {
@@ -135,7 +141,8 @@ void HostDatabase::read_after(int64_t after_sequence, const std::function<bool(c
         end_of_log = impl_->single_int(impl_->last_position, "reading the end of the event log");
       });
     }
-    for (const Entry& entry : chunk) {
+    for (size_t i = 0; i < used; ++i) {
+      const Entry& entry = chunk[i];
       wep::LoggedEvent event;
       event.kind = entry.kind;
       event.sequence = entry.sequence;
