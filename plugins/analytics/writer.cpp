@@ -109,6 +109,7 @@ void Writer::initial_checkpoint() {
   if (stored) {
     checkpoint_ = *stored;
     committed_ = stored;
+    stats_.checkpoint.store(checkpoint_.last_sequence, std::memory_order_relaxed);
     host_.log(WEP_LOG_INFO,
               "catching up from the host's event log after mutation " + std::to_string(checkpoint_.last_sequence));
     return;
