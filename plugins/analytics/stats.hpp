@@ -33,6 +33,8 @@ struct Stats {
   std::atomic<int64_t> requests_in_flight{0};       // send() calls not yet returned (0 or 1)
   std::atomic<int64_t> retries{0};                  // RETRY_LATER / FAILED verdicts
   std::atomic<int64_t> splits{0};                   // batches split (413 / rejects)
+  std::atomic<int64_t> systemic_failures{0};        // passes where no row of the batch was accepted
+  std::atomic<int64_t> requeued{0};                 // dead-lettered rows put back in the queue
 
   void set_last_error(std::string message) {
     std::lock_guard lock(mutex_);

@@ -14,6 +14,8 @@
  *   1.0  the first contract
  *   1.1  wep_host_api.read_event_log and last_mutation_sequence: the host's
  *        event log, for plugins that catch up after a crash
+ *   1.2  wep_effect_plugin_vtable.control: plugin-defined commands a host
+ *        application runs on a plugin (e.g. "requeue_dead_letters")
  *
  * Strings are passed as wep_str (pointer + length, not NUL-terminated unless
  * stated) and are only valid for the duration of the call that passes them,
@@ -32,7 +34,7 @@
 #include <stdint.h>
 
 #define WEP_API_VERSION_MAJOR 1
-#define WEP_API_VERSION_MINOR 1
+#define WEP_API_VERSION_MINOR 2
 
 /* The one symbol a plugin exports (see wep_plugin_entry_fn). */
 #define WEP_ENTRY_POINT_NAME "wep_plugin_entry"
@@ -214,6 +216,18 @@ typedef struct wep_effect_plugin_vtable {
 
   /* Frees the instance. Nothing the plugin created outlives this call. */
   void (*destroy)(wep_plugin* self);
+
+  /* ---- API 1.2: use only if WEP_HAS_FIELD(wep_effect_plugin_vtable,
+   * vtable, control) and the pointer is not NULL. */
+
+  /* Runs a plugin-defined command: `command` names it (ASCII, e.g.
+   * "requeue_dead_letters"), `argument_json` is a JSON value ("{}" when the
+   * command takes none). On WEP_OK writes the answer, a JSON object, into
+   * *answer; otherwise the reason. WEP_ERR_UNSUPPORTED for a command the
+   * plugin does not know, WEP_ERR_INVALID_ARGUMENT for a bad argument.
+   * Thread-safe; callable between a successful start and stop; may do I/O
+   * but never blocks for long. Each plugin documents its commands. */
+  wep_status (*control)(wep_plugin* self, wep_str command, wep_str argument_json, wep_sink* answer);
 } wep_effect_plugin_vtable;
 
 /* --------------------------------------------------- transport plugins */
