@@ -91,6 +91,12 @@ std::vector<IdRange> ranges_of(const std::vector<QueuedRow>& rows, const std::ve
   return ranges;
 }
 
+// " (next attempt in 250 ms)"
+std::string next_attempt_in(Clock::duration delay) {
+  return " (next attempt in " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(delay).count()) +
+         " ms)";
+}
+
 // "transport: retry later (HTTP 503): <reason>"
 std::string describe(int32_t kind, int32_t http_status, const std::string& reason) {
   std::string text = std::string("transport: ") + verdict_name(kind);
@@ -382,6 +388,7 @@ PassResult Flusher::Impl::send_rows(std::vector<QueuedRow>& rows) {
           stats.systemic_failures.fetch_add(1, std::memory_order_relaxed);
           report("systemic failure, every row kept (no row of the batch was accepted): " + held.back().second);
           delay = backoff.max_delay();
+          log(WEP_LOG_INFO, "systemic failure:" + next_attempt_in(delay));
           return PassResult::kBackoff;
       }
     }
@@ -431,12 +438,12 @@ PassResult Flusher::Impl::send_rows(std::vector<QueuedRow>& rows) {
         dead_letter(indices, what);
         break;
       case PartStep::kBackoff:
-        report(what);
         delay = backoff.next_delay(sent.retry_after_ms);
+        report(what + next_attempt_in(delay));
         return PassResult::kBackoff;
       case PartStep::kBackoffAtMax:
-        report(what);
         delay = backoff.max_delay();
+        report(what + next_attempt_in(delay));
         return PassResult::kBackoff;
     }
   }
