@@ -386,9 +386,9 @@ PassResult Flusher::Impl::send_rows(std::vector<QueuedRow>& rows) {
           continue;
         case PassEnd::kSystemic:
           stats.systemic_failures.fetch_add(1, std::memory_order_relaxed);
-          report("systemic failure, every row kept (no row of the batch was accepted): " + held.back().second);
           delay = backoff.max_delay();
-          log(WEP_LOG_INFO, "systemic failure:" + next_attempt_in(delay));
+          report("systemic failure, every row kept (no row of the batch was accepted): " + held.back().second +
+                 next_attempt_in(delay));
           return PassResult::kBackoff;
       }
     }
@@ -409,7 +409,7 @@ PassResult Flusher::Impl::send_rows(std::vector<QueuedRow>& rows) {
     if (sent.kind == WEP_VERDICT_RETRY_LATER || sent.kind == WEP_VERDICT_FAILED)
       stats.retries.fetch_add(1, std::memory_order_relaxed);
     if (sent.kind == WEP_VERDICT_RETRY_LATER && pass_state.escalated)
-      what += " (" + std::to_string(transient_streak) + " transient failures in a row)";
+      what += " (escalated after repeated transient failures: split like a 413)";
 
     switch (step) {
       case PartStep::kDelivered:

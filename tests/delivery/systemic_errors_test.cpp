@@ -181,7 +181,7 @@ BOOST_AUTO_TEST_CASE(a_poisonous_batch_is_split_after_repeated_server_errors) {
   BOOST_TEST_REQUIRE(dead.size() == 1u);
   BOOST_TEST(dead[0].event_type == "poison");
   BOOST_TEST(dead[0].reason.find("57014") != std::string::npos, dead[0].reason);
-  BOOST_TEST(dead[0].reason.find("transient failures in a row") != std::string::npos, dead[0].reason);
+  BOOST_TEST(dead[0].reason.find("repeated transient failures") != std::string::npos, dead[0].reason);
   BOOST_TEST(backend.counters().responses_by_status[500] >= 4u);
 }
 
