@@ -7,6 +7,7 @@ packages=(
   libboost-dev libboost-filesystem-dev libboost-test-dev
   libsqlite3-dev sqlite3 rapidjson-dev libpoco-dev libssl-dev
   nats-server libnats-dev
+  postgresql
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,5 +1,3 @@
-#include <wep_support/transport_json.hpp>
-
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/memorystream.h>
@@ -7,9 +5,13 @@
 #include <rapidjson/reader.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+#include <time.h>
 
+#include <chrono>
+#include <cstring>
 #include <wep/plugin.hpp>
 #include <wep_support/json_config.hpp>
+#include <wep_support/transport_json.hpp>
 
 namespace wep::transport {
 
@@ -32,21 +34,130 @@ void parse_config(std::string_view plugin, std::string_view config_json, const c
 
 namespace {
 
-// SAX handler that only checks the document's root is an object: validating
-// the stored properties text this way builds no DOM, so encoding a row
-// allocates nothing per row and the text is copied to the body verbatim.
+// SAX handler that checks the document's root is an object and its nesting
+// is at most kMaxPropertiesDepth deep: validating the stored properties text
+// this way builds no DOM, so encoding a row allocates nothing per row and the
+// text is copied to the body verbatim.
 struct RootIsObject : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, RootIsObject> {
   bool seen_root = false;
   bool root_is_object = false;
+  int depth = 0;
   bool Default() {
     if (!seen_root) seen_root = true;
     return true;
   }
   bool StartObject() {
     if (!seen_root) seen_root = root_is_object = true;
+    return ++depth <= kMaxPropertiesDepth;
+  }
+  bool EndObject(rapidjson::SizeType) {
+    --depth;
+    return true;
+  }
+  bool StartArray() {
+    if (!seen_root) seen_root = true;
+    return ++depth <= kMaxPropertiesDepth;
+  }
+  bool EndArray(rapidjson::SizeType) {
+    --depth;
     return true;
   }
 };
+
+constexpr char kReplacementCharacter[] = "\xEF\xBF\xBD";  // U+FFFD
+
+// Appends `s` with U+0000 and every invalid UTF-8 sequence (e.g. what a lone
+// surrogate escape decodes to) replaced by U+FFFD: text PostgreSQL's jsonb
+// and text types accept.
+void append_jsonb_safe(const char* s, size_t n, std::string& out) {
+  size_t i = 0;
+  while (i < n) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == 0) {
+      out.append(kReplacementCharacter);
+      ++i;
+      continue;
+    }
+    if (c < 0x80) {
+      out.push_back(static_cast<char>(c));
+      ++i;
+      continue;
+    }
+    size_t length = 0;
+    uint32_t code_point = 0;
+    uint32_t smallest = 0;
+    if ((c & 0xE0) == 0xC0) {
+      length = 2, code_point = c & 0x1F, smallest = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+      length = 3, code_point = c & 0x0F, smallest = 0x800;
+    } else if ((c & 0xF8) == 0xF0) {
+      length = 4, code_point = c & 0x07, smallest = 0x10000;
+    }
+    bool valid = length > 0 && i + length <= n;
+    for (size_t k = 1; valid && k < length; ++k) {
+      const auto b = static_cast<unsigned char>(s[i + k]);
+      valid = (b & 0xC0) == 0x80;
+      code_point = (code_point << 6) | (b & 0x3F);
+    }
+    valid =
+        valid && code_point >= smallest && code_point <= 0x10FFFF && !(code_point >= 0xD800 && code_point <= 0xDFFF);
+    if (!valid) {
+      out.append(kReplacementCharacter);
+      ++i;
+      continue;
+    }
+    out.append(s + i, length);
+    i += length;
+  }
+}
+
+// True when JSON text may hold an escape jsonb refuses or that decodes to
+// invalid UTF-8: \u0000 or a surrogate escape (\uD800..\uDFFF; a valid pair
+// is rewritten as the character it encodes). May say true for an escaped
+// backslash followed by such letters: the rewrite then changes nothing.
+bool may_hold_jsonb_unsafe_escape(wep_str text) {
+  const std::string_view s(text.data, text.size);
+  for (size_t at = s.find("\\u"); at != std::string_view::npos; at = s.find("\\u", at + 2)) {
+    if (at + 6 > s.size()) return false;
+    const std::string_view hex = s.substr(at + 2, 4);
+    if (hex == "0000") return true;
+    if ((hex[0] == 'd' || hex[0] == 'D') && std::strchr("89abcdefABCDEF", hex[1]) != nullptr && hex[1] != '\0')
+      return true;
+  }
+  return false;
+}
+
+// Forwards SAX events to a Writer, every string and key made jsonb-safe
+// (append_jsonb_safe) and numbers copied verbatim.
+template <class Writer>
+struct JsonbSafeCopy : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, JsonbSafeCopy<Writer>> {
+  explicit JsonbSafeCopy(Writer& w) : writer(w) {}
+  Writer& writer;
+  std::string scratch;
+  bool Null() { return writer.Null(); }
+  bool Bool(bool b) { return writer.Bool(b); }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool) { return writer.RawValue(s, n, rapidjson::kNumberType); }
+  bool String(const char* s, rapidjson::SizeType n, bool) {
+    scratch.clear();
+    append_jsonb_safe(s, n, scratch);
+    return writer.String(scratch.data(), static_cast<rapidjson::SizeType>(scratch.size()));
+  }
+  bool Key(const char* s, rapidjson::SizeType n, bool) {
+    scratch.clear();
+    append_jsonb_safe(s, n, scratch);
+    return writer.Key(scratch.data(), static_cast<rapidjson::SizeType>(scratch.size()));
+  }
+  bool StartObject() { return writer.StartObject(); }
+  bool EndObject(rapidjson::SizeType n) { return writer.EndObject(n); }
+  bool StartArray() { return writer.StartArray(); }
+  bool EndArray(rapidjson::SizeType n) { return writer.EndArray(n); }
+};
+
+size_t character_count(wep_str s) {
+  size_t count = 0;
+  for (size_t i = 0; i < s.size; ++i) count += (static_cast<unsigned char>(s.data[i]) & 0xC0) != 0x80;
+  return count;
+}
 
 // True when `s` is printable ASCII without '"' or '\\': such text is valid
 // UTF-8 and JSON needs no escape in it, so it can be copied between quotes
@@ -79,6 +190,27 @@ void append_quoted(std::string& out, wep_str s) {
 struct RowEncoder::State {
   rapidjson::Reader reader;
   rapidjson::StringBuffer buffer;
+  rapidjson::StringBuffer properties;  // properties rewritten jsonb-safe
+  std::string event_type, user_id;     // text fields with U+0000 replaced
+  // The latest created_at the schema accepts: now + kMaxCreatedAtAheadMs,
+  // "YYYY-MM-DDTHH:MM:SS", recomputed once a minute.
+  std::string latest_created_at;
+  std::chrono::steady_clock::time_point latest_valid_until{};
+
+  const std::string& latest_accepted_created_at() {
+    const auto now = std::chrono::steady_clock::now();
+    if (latest_created_at.empty() || now >= latest_valid_until) {
+      const time_t latest = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() +
+                                                                 std::chrono::milliseconds(kMaxCreatedAtAheadMs));
+      tm utc{};
+      gmtime_r(&latest, &utc);
+      char text[32];
+      strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &utc);
+      latest_created_at = text;
+      latest_valid_until = now + std::chrono::minutes(1);
+    }
+    return latest_created_at;
+  }
 };
 
 RowEncoder::RowEncoder() : state_(std::make_unique<State>()) {}
@@ -93,20 +225,66 @@ bool RowEncoder::append(const wep_row& row, std::string& out, std::string& why) 
   if (row.event_id.size == 0) return fail("empty event_id");
   if (row.event_type.size == 0) return fail("empty event_type");
   if (row.created_at.size == 0) return fail("empty created_at");
+  if (character_count(row.event_type) > kMaxTextCharacters)
+    return fail("event_type longer than " + std::to_string(kMaxTextCharacters) + " characters");
+  if (character_count(row.user_id) > kMaxTextCharacters)
+    return fail("user_id longer than " + std::to_string(kMaxTextCharacters) + " characters");
+  const std::string_view created_at = wep::view(row.created_at);
+  if (created_at < kEarliestCreatedAt || created_at.substr(0, 19) > state_->latest_accepted_created_at())
+    return fail("created_at " + std::string(created_at.substr(0, 40)) + " is outside [" + kEarliestCreatedAt +
+                ", now + 1 day]");
 
+  wep_row safe = row;  // the row with jsonb-safe text where the original is not
   const bool has_properties = row.properties_json.size > 0;
   if (has_properties) {
+    if (row.properties_json.size > kMaxPropertiesBytes)
+      return fail("properties larger than " + std::to_string(kMaxPropertiesBytes) + " bytes");
     rapidjson::MemoryStream stream(row.properties_json.data, row.properties_json.size);
     RootIsObject handler;
     // ASCII is valid UTF-8: only text with other bytes needs the (slower)
-    // encoding check.
+    // encoding check. Iterative: no recursion however deep the text nests.
+    constexpr unsigned kChecked = rapidjson::kParseIterativeFlag;
     const rapidjson::ParseResult parsed =
-        is_ascii(row.properties_json) ? state_->reader.Parse(stream, handler)
-                                      : state_->reader.Parse<rapidjson::kParseValidateEncodingFlag>(stream, handler);
-    if (parsed.IsError())
+        is_ascii(row.properties_json)
+            ? state_->reader.Parse<kChecked>(stream, handler)
+            : state_->reader.Parse<kChecked | rapidjson::kParseValidateEncodingFlag>(stream, handler);
+    if (parsed.IsError()) {
+      if (handler.depth > kMaxPropertiesDepth)
+        return fail("properties nest deeper than " + std::to_string(kMaxPropertiesDepth) + " levels");
       return fail(std::string("properties are not valid JSON: ") + rapidjson::GetParseError_En(parsed.Code()));
+    }
     if (!handler.root_is_object) return fail("properties are not a JSON object");
+    if (may_hold_jsonb_unsafe_escape(row.properties_json)) {
+      auto& rewritten = state_->properties;
+      rewritten.Clear();
+      rapidjson::Writer<rapidjson::StringBuffer> writer(rewritten);
+      JsonbSafeCopy<rapidjson::Writer<rapidjson::StringBuffer>> copy(writer);
+      rapidjson::MemoryStream again(row.properties_json.data, row.properties_json.size);
+      if (state_->reader.Parse<kChecked | rapidjson::kParseNumbersAsStringsFlag>(again, copy).IsError())
+        return fail("properties cannot be rewritten for jsonb");
+      safe.properties_json = {rewritten.GetString(), rewritten.GetSize()};
+    }
   }
+  if (std::memchr(row.event_type.data, 0, row.event_type.size)) {
+    state_->event_type.clear();
+    append_jsonb_safe(row.event_type.data, row.event_type.size, state_->event_type);
+    safe.event_type = wep::str(state_->event_type);
+  }
+  if (row.user_id.size > 0 && std::memchr(row.user_id.data, 0, row.user_id.size)) {
+    state_->user_id.clear();
+    append_jsonb_safe(row.user_id.data, row.user_id.size, state_->user_id);
+    safe.user_id = wep::str(state_->user_id);
+  }
+  return write_row(safe, out, why);
+}
+
+bool RowEncoder::write_row(const wep_row& row, std::string& out, std::string& why) {
+  const std::string_view event_id = wep::view(row.event_id);
+  auto fail = [&](const std::string& what) {
+    why = "row " + (event_id.empty() ? "#" + std::to_string(row.queue_id) : std::string(event_id)) + ": " + what;
+    return false;
+  };
+  const bool has_properties = row.properties_json.size > 0;
 
   // Fast path, byte for byte what the Writer below writes: every text field is
   // printable ASCII with nothing to escape (event ids, types, ISO dates and

@@ -389,4 +389,31 @@ std::vector<PluginStats> PluginManager::stats() {
   return all;
 }
 
+std::string PluginManager::control(std::string_view name, std::string_view command, std::string_view argument_json) {
+  auto slot = impl_->find(name);
+  if (!slot) throw HostError("no plugin named '" + std::string(name) + "' is loaded");
+  std::shared_lock lock(slot->instance_mutex, std::try_to_lock);
+  if (!lock.owns_lock() || slot->snapshot().state != PluginState::kRunning || !slot->handle || !slot->handle->get())
+    throw HostError("plugin '" + std::string(name) + "' is not running");
+  std::string answer;
+  if (slot->handle->control(command, argument_json, answer) != WEP_OK)
+    throw HostError("plugin '" + std::string(name) + "' refused '" + std::string(command) + "': " + answer);
+  return answer;
+}
+
+std::vector<PluginControlAnswer> PluginManager::control_all(std::string_view command, std::string_view argument_json) {
+  std::vector<PluginControlAnswer> all;
+  for (const auto& slot : impl_->snapshot()) {
+    std::shared_lock lock(slot->instance_mutex, std::try_to_lock);
+    if (!lock.owns_lock() || slot->snapshot().state != PluginState::kRunning || !slot->handle || !slot->handle->get())
+      continue;
+    PluginControlAnswer one;
+    one.name = slot->name;
+    one.status = slot->handle->control(command, argument_json, one.answer_json);
+    if (one.status == WEP_ERR_UNSUPPORTED) continue;
+    all.push_back(std::move(one));
+  }
+  return all;
+}
+
 }  // namespace wep

@@ -3,7 +3,9 @@
 //   online | offline                 -> ok
 //   set <key> <json value>           -> ok     (e.g. set analytics_enabled false)
 //   pending                          -> pending <N>
-//   wait-delivered <timeout_ms>      -> pending <N>
+//   wait-delivered <timeout_ms>      -> pending <N>, or when rows were
+//                                       dead-lettered: pending <N> dead-lettered <M>
+//   requeue-dead-letters             -> ok <N>  (rows put back in the queue)
 //   stats                            -> one line of JSON (after every effect
 //                                       handled the events published before)
 //   sleep <ms>                       -> ok
@@ -116,18 +118,28 @@ std::string CommandInterpreter::execute(std::string_view line, bool& quit) {
     if (command == "wait-delivered") {
       const auto timeout = parse_duration_ms(command, rest);
       const auto deadline = std::chrono::steady_clock::now() + timeout;
+      // Dead-lettered rows are not delivered: the answer says so.
+      auto answer = [&](int64_t pending) {
+        const int64_t dead = host_.dead_letter_rows().value_or(0);
+        return "pending " + std::to_string(pending) + (dead > 0 ? " dead-lettered " + std::to_string(dead) : "");
+      };
       for (;;) {
         auto count = host_.pending();
         if (!count) return "error: wait-delivered: no loaded plugin answers pending counts";
         const auto now = std::chrono::steady_clock::now();
-        if (*count == 0 || now >= deadline) return "pending " + std::to_string(*count);
+        if (*count == 0 || now >= deadline) return answer(*count);
         // Delivery progresses on plugin threads with no event to wait on
         // here: short poll, cut short by interrupt().
         const auto wait = std::min<std::chrono::steady_clock::duration>(deadline - now, kPendingPollInterval);
         if (!wait_interruptible(std::chrono::duration_cast<std::chrono::milliseconds>(wait) +
                                 std::chrono::milliseconds(1)))
-          return "pending " + std::to_string(*count);
+          return answer(*count);
       }
+    }
+    if (command == "requeue-dead-letters") {
+      expect_no_argument(command, rest);
+      host_.flush_effects();
+      return "ok " + std::to_string(host_.requeue_dead_letters());
     }
     if (command == "stats") {
       expect_no_argument(command, rest);
@@ -173,8 +185,8 @@ std::string CommandInterpreter::execute(std::string_view line, bool& quit) {
       return "bye";
     }
     return one_line("error: unknown command '" + std::string(command.substr(0, 32)) +
-                    "' (commands: mutate, online, offline, set, pending, wait-delivered, stats, sleep, load, unload, "
-                    "reload, plugins, quit)");
+                    "' (commands: mutate, online, offline, set, pending, wait-delivered, requeue-dead-letters, stats, "
+                    "sleep, load, unload, reload, plugins, quit)");
   } catch (const std::exception& e) {
     return one_line(std::string("error: ") + e.what());
   } catch (...) {

@@ -2,6 +2,7 @@
 // the services plugins see, the stand-in effects count what they get, and
 // wep::WriteEffectCoordinator / wep::PluginManager do the rest.
 #include <Poco/UUIDGenerator.h>
+#include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -295,6 +296,39 @@ std::optional<int64_t> Host::wait_delivered(std::chrono::milliseconds timeout) {
     impl_->wait_cv.wait_until(lock, std::min(deadline, now + kPendingPollInterval),
                               [&] { return impl_->waits_cancelled; });
   }
+}
+
+namespace {
+
+// The integer member `key` of the JSON object `answer` of plugin `name`.
+int64_t answer_member(const wep::PluginControlAnswer& answer, const char* key) {
+  rapidjson::Document document;
+  document.Parse(answer.answer_json.data(), answer.answer_json.size());
+  if (document.HasParseError() || !document.IsObject() || !document.HasMember(key) || !document[key].IsInt64())
+    throw HostError("plugin '" + answer.name + "' answered without an integer '" + key + "': " + answer.answer_json);
+  return document[key].GetInt64();
+}
+
+}  // namespace
+
+int64_t Host::requeue_dead_letters() {
+  if (!impl_->plugins) throw HostError("host is shut down");
+  int64_t total = 0;
+  for (const auto& answer : impl_->plugins->control_all("requeue_dead_letters")) {
+    if (answer.status != WEP_OK) throw HostError("plugin '" + answer.name + "': " + answer.answer_json);
+    total += answer_member(answer, "requeued");
+  }
+  return total;
+}
+
+std::optional<int64_t> Host::dead_letter_rows() {
+  if (!impl_->plugins) return std::nullopt;
+  std::optional<int64_t> total;
+  for (const auto& answer : impl_->plugins->control_all("dead_letters")) {
+    if (answer.status != WEP_OK) continue;  // e.g. its store cannot be opened now
+    total = total.value_or(0) + answer_member(answer, "dead_letter_rows");
+  }
+  return total;
 }
 
 std::string Host::load_plugin(const std::string& path, std::string_view config_json) {

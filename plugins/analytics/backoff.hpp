@@ -4,10 +4,10 @@
 // After the n-th consecutive failure (n = 0 for the first) the delay is drawn
 // uniformly from [0, min(max_ms, initial_ms * 2^n)] ("full jitter"), so many
 // clients that failed together do not retry together. A server-requested
-// delay (Retry-After) takes precedence over the draw and over max_ms: the
-// server knows best when it can take rows again (bounded by one day, which
-// also keeps the arithmetic far from overflow; going offline and online again
-// starts over).
+// delay (Retry-After) replaces the draw but is held within
+// [initial_ms, max_ms]: a "Retry-After: 0" or an HTTP-date in the past (a
+// device clock ahead of the server's) never makes a tight loop, and a server
+// asking for hours never parks rows longer than the configured maximum.
 //
 // Thread safety: none; owned by the flusher thread. Header-only on purpose
 // (tiny, and unit-testable without the plugin).
@@ -22,8 +22,6 @@ namespace analytics {
 
 class Backoff {
  public:
-  static constexpr uint64_t kMaxRetryAfterMs = 24ull * 3600 * 1000;
-
   // initial_ms >= 1 and initial_ms <= max_ms are the config's invariants; a
   // zero initial_ms is treated as 1. `seed` makes the jitter reproducible.
   Backoff(uint32_t initial_ms, uint32_t max_ms, uint64_t seed)
@@ -38,11 +36,11 @@ class Backoff {
 
   // The delay before the next attempt after a transient failure. When the
   // server asked for a delay (retry_after_ms >= 0) it is used instead of the
-  // draw (at most kMaxRetryAfterMs). Counts the failure either way.
+  // draw, held within [initial_ms, max_ms]. Counts the failure either way.
   std::chrono::milliseconds next_delay(int64_t retry_after_ms = -1) {
     uint64_t delay_ms;
     if (retry_after_ms >= 0) {
-      delay_ms = std::min<uint64_t>(static_cast<uint64_t>(retry_after_ms), kMaxRetryAfterMs);
+      delay_ms = std::clamp<uint64_t>(static_cast<uint64_t>(retry_after_ms), initial_ms_, max_ms_);
     } else {
       std::uniform_int_distribution<uint64_t> draw(0, ceiling_ms());
       delay_ms = draw(random_);

@@ -4,24 +4,12 @@
 //
 // The flusher thread, while the host is online and analytics is enabled,
 // takes the oldest rows (batch_size rows, batch_max_bytes), hands them to the
-// transport plugin and applies the verdict:
-//   DELIVERED   -> rows deleted from the queue;
-//   RETRY_LATER -> rows kept, exponential backoff with full jitter (a server's
-//                  Retry-After takes precedence);
-//   TOO_LARGE   -> the batch is split in halves; a single row that is still too
-//                  large is dead-lettered with the reason;
-//   REJECTED    -> all rows flagged and more than one: split in halves to find
-//                  the bad ones; a flagged single row, or rows the transport
-//                  identified exactly, are dead-lettered; unflagged rows are
-//                  sent again;
-//   FAILED      -> (auth, missing table, bad config) every row kept, backoff at
-//                  the maximum, the reason in stats' last_error;
-//   PER_ROW     -> (API 1.2) each row as the transport settled it: delivered
-//                  rows deleted, refused rows dead-lettered, the others kept
-//                  and, if any, backoff as for RETRY_LATER.
-// At start, a transport that reports its resend window (API 1.2) shorter
-// than backoff.max_ms gets a warning in the log and stats' last_error: a row
-// retried after the window would be stored twice.
+// transport plugin and applies the verdict as verdict_policy.hpp decides:
+// delivered rows are deleted; refused rows are isolated by splitting and
+// dead-lettered only when other rows of the batch were accepted, otherwise the
+// failure is systemic (rows kept, backoff at the maximum, error in stats);
+// transient failures back off with full jitter (a server's Retry-After within
+// the backoff bounds) and split after kSplitAfterTransientFailures in a row.
 // After a short batch (the queue is drained) the next send waits
 // flush_interval_ms, so a steady trickle of events travels in batches; when
 // the queue was found empty, the next rows_stored() sends at once.
@@ -65,6 +53,7 @@
 #include "backoff.hpp"
 #include "flusher_queue.hpp"
 #include "queue_store.hpp"
+#include "verdict_policy.hpp"
 
 namespace analytics {
 namespace {
@@ -91,6 +80,18 @@ const char* verdict_name(int32_t kind) {
     default:
       return "unknown verdict";
   }
+}
+
+std::vector<IdRange> ranges_of(const std::vector<QueuedRow>& rows, const std::vector<size_t>& indices) {
+  std::vector<IdRange> ranges;  // usually one: a batch is a run of consecutive ids
+  for (size_t i : indices) append_id(ranges, rows[i].id);
+  return ranges;
+}
+
+// " (next attempt in 250 ms)"
+std::string next_attempt_in(Clock::duration delay) {
+  return " (next attempt in " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(delay).count()) +
+         " ms)";
 }
 
 // "transport: retry later (HTTP 503): <reason>"
@@ -150,7 +151,8 @@ struct Flusher::Impl {
   // ---- owned by the flusher thread
   std::unique_ptr<FlusherQueue> queue;  // its own store connection and thread
   Backoff backoff;
-  Clock::duration delay{};  // with PassResult::kBackoff
+  uint32_t transient_streak = 0;  // RETRY_LATER verdicts in a row (verdict_policy.hpp)
+  Clock::duration delay{};        // with PassResult::kBackoff
   struct SendBuffers {
     std::vector<wep_row> wire;
     std::vector<uint8_t> rejected;
@@ -173,6 +175,14 @@ struct Flusher::Impl {
   void run() noexcept;
   PassResult pass();
   PassResult send_rows(std::vector<QueuedRow>& rows);
+  struct SentPart {
+    bool interrupted = false;  // offline, disabled or stopping: the verdict does not count
+    int32_t kind = WEP_VERDICT_FAILED;
+    int64_t retry_after_ms = -1;
+    size_t flagged = 0;         // rows flagged in `rejected` (REJECTED)
+    size_t rows_delivered = 0;  // rows settled as delivered (PER_ROW)
+  };
+  SentPart send_part(const std::vector<QueuedRow>& rows, const std::vector<size_t>& indices, std::string& what);
   void open_queue();
 };
 
@@ -266,6 +276,7 @@ void Flusher::Impl::run() noexcept {
       not_before = Clock::now();
       queue_was_empty = false;
       backoff.reset();
+      transient_streak = 0;
     }
     if (queue_was_empty && !rows_signal) {
       // Nothing queued and nothing stored since: no timer, only a signal ends this wait.
@@ -345,37 +356,25 @@ PassResult Flusher::Impl::pass() {
   return result;
 }
 
-// Sends `rows` (split as verdicts require) until every row is delivered or
-// dead-lettered (kDrained), or a failure stops the pass (kBackoff), or the
-// flusher went inactive (kInterrupted). Rows not settled stay queued.
+// Sends `rows` (split as verdict_policy.hpp decides) until every row is
+// delivered or dead-lettered (kDrained), or a failure stops the pass
+// (kBackoff), or the flusher went inactive (kInterrupted). Rows not settled
+// stay queued.
 PassResult Flusher::Impl::send_rows(std::vector<QueuedRow>& rows) {
   for (QueuedRow& row : rows) {  // rows from the queue come with both
     if (row.event_id.empty()) row.event_id = event_id_for(row.user_id.value_or(""), row.id, row.created_at);
     if (row.created_at_utc.empty()) iso8601_utc(row.created_at, row.created_at_utc);
   }
-  // Work list of index sets, processed last-in first-out; halves are pushed
+  // Parts to send, processed last-in first-out; halves are pushed
   // second-half first so rows keep going out oldest first.
   std::vector<std::vector<size_t>> work;
   work.emplace_back(rows.size());
   std::iota(work.back().begin(), work.back().end(), size_t{0});
+  // Parts refused while nothing was accepted yet, each with its reason.
+  std::vector<std::pair<std::vector<size_t>, std::string>> held;
+  PassState pass_state;
+  bool whole_batch = true;
 
-  // The per-request buffers are the thread's (see Impl): reused, so a batch
-  // frees no large block (which made malloc consolidate on every batch).
-  std::vector<wep_row>& wire = send_buffers.wire;
-  std::vector<uint8_t>& rejected = send_buffers.rejected;
-  std::string& reason = send_buffers.reason;
-
-  auto ids_of = [&](const std::vector<size_t>& indices) {
-    std::vector<int64_t> ids;
-    ids.reserve(indices.size());
-    for (size_t i : indices) ids.push_back(rows[i].id);
-    return ids;
-  };
-  auto ranges_of = [&](const std::vector<size_t>& indices) {
-    std::vector<IdRange> ranges;  // usually one: a batch is a run of consecutive ids
-    for (size_t i : indices) append_id(ranges, rows[i].id);
-    return ranges;
-  };
   auto split = [&](std::vector<size_t>&& indices) {
     const size_t half = indices.size() / 2;
     std::vector<size_t> second(indices.begin() + static_cast<std::ptrdiff_t>(half), indices.end());
@@ -385,120 +384,186 @@ PassResult Flusher::Impl::send_rows(std::vector<QueuedRow>& rows) {
     stats.splits.fetch_add(1, std::memory_order_relaxed);
   };
   auto dead_letter = [&](const std::vector<size_t>& indices, const std::string& why) {
-    queue->dead_letter(ids_of(indices), why);  // counts dead_lettered
+    std::vector<int64_t> ids;
+    ids.reserve(indices.size());
+    for (size_t i : indices) ids.push_back(rows[i].id);
+    queue->dead_letter(std::move(ids), why);  // counts dead_lettered
     log(WEP_LOG_WARN, "dead-lettered " + std::to_string(indices.size()) + " row(s): " + why);
   };
 
-  while (!work.empty()) {
+  for (;;) {
+    if (work.empty()) {
+      switch (end_of_parts(pass_state, held.size())) {
+        case PassEnd::kDone:
+          return PassResult::kDrained;
+        case PassEnd::kResolveHeld:
+          for (auto& [part, why] : held) {
+            if (part.size() == 1) {
+              dead_letter(part, why);
+            } else {
+              split(std::move(part));
+            }
+          }
+          held.clear();
+          if (work.empty()) return PassResult::kDrained;
+          continue;
+        case PassEnd::kSystemic:
+          stats.systemic_failures.fetch_add(1, std::memory_order_relaxed);
+          delay = backoff.max_delay();
+          report("systemic failure, every row kept (no row of the batch was accepted): " + held.back().second +
+                 next_attempt_in(delay));
+          return PassResult::kBackoff;
+      }
+    }
     if (interrupted()) return PassResult::kInterrupted;
     std::vector<size_t> indices = std::move(work.back());
     work.pop_back();
 
-    wire.clear();
-    wire.reserve(indices.size());
-    for (size_t i : indices) {
-      const QueuedRow& row = rows[i];
-      wep_row w{};
-      w.queue_id = row.id;
-      w.event_id = wep::str(row.event_id);
-      w.event_type = wep::str(row.event_type);
-      w.properties_json = row.properties_json ? wep::str(*row.properties_json) : wep_str{nullptr, 0};
-      w.user_id = row.user_id ? wep::str(*row.user_id) : wep_str{nullptr, 0};
-      w.created_at = wep::str(row.created_at_utc);
-      wire.push_back(w);
-    }
-    rejected.assign(indices.size(), 0);
-    reason.clear();
-    wep_verdict verdict{};
-    verdict.struct_size = sizeof(wep_verdict);
-    verdict.kind = WEP_VERDICT_FAILED;
-    verdict.retry_after_ms = -1;
-    verdict.http_status = 0;
-    verdict.rejected = rejected.data();
-    verdict.reason = wep::string_sink(reason);
-    verdict.per_row_ok = 1;
-    const wep_batch batch{wire.data(), wire.size()};
+    std::string what;
+    const SentPart sent = send_part(rows, indices, what);
+    if (sent.interrupted) return PassResult::kInterrupted;
+    PartVerdict part_verdict;
+    part_verdict.kind = sent.kind;
+    part_verdict.rows = indices.size();
+    part_verdict.flagged = sent.flagged;
+    part_verdict.rows_delivered = sent.rows_delivered;
+    part_verdict.whole_batch = whole_batch;
+    whole_batch = false;
+    const PartStep step = next_step(part_verdict, pass_state, transient_streak);
+    if (sent.kind == WEP_VERDICT_RETRY_LATER || sent.kind == WEP_VERDICT_FAILED)
+      stats.retries.fetch_add(1, std::memory_order_relaxed);
+    if (sent.kind == WEP_VERDICT_RETRY_LATER && pass_state.escalated)
+      what += " (escalated after repeated transient failures: split like a 413)";
 
-    {
-      std::lock_guard lock(mutex);
-      if (!active_locked()) return PassResult::kInterrupted;
-      sending = true;
-    }
-    stats.requests.fetch_add(1, std::memory_order_relaxed);
-    stats.requests_in_flight.fetch_add(1, std::memory_order_relaxed);
-    transport->send(batch, verdict);
-    stats.requests_in_flight.fetch_sub(1, std::memory_order_relaxed);
-    {
-      std::lock_guard lock(mutex);
-      sending = false;
-      if (stopping) thread_done.notify_all();  // stop() stops repeating its cancel
-    }
-
-    const std::string what = describe(verdict.kind, verdict.http_status, reason);
-    switch (verdict.kind) {
-      case WEP_VERDICT_DELIVERED:
-        queue->mark_delivered(ranges_of(indices));  // counts delivered
+    switch (step) {
+      case PartStep::kDelivered:
+        queue->mark_delivered(ranges_of(rows, indices));  // counts delivered
         backoff.reset();
         break;
-
-      case WEP_VERDICT_TOO_LARGE:
-        if (indices.size() == 1) {
-          dead_letter(indices, what);
-        } else {
-          split(std::move(indices));
-        }
+      case PartStep::kSplit:
+        split(std::move(indices));
         break;
-
-      case WEP_VERDICT_REJECTED: {
-        std::vector<size_t> flagged, unflagged;
-        for (size_t k = 0; k < indices.size(); ++k) (rejected[k] ? flagged : unflagged).push_back(indices[k]);
-        if (flagged.empty()) flagged.swap(unflagged);  // flags missing: treat as "cannot tell which"
-        if (unflagged.empty() && flagged.size() > 1) {
-          split(std::move(flagged));  // cannot tell which: isolate by halves
-        } else {
-          dead_letter(flagged, what);
-          if (!unflagged.empty()) work.push_back(std::move(unflagged));  // resend the others
+      case PartStep::kHoldFlagged: {
+        std::vector<size_t> others;
+        for (size_t k = 0; k < indices.size(); ++k) {
+          if (send_buffers.rejected[k]) {
+            held.emplace_back(std::vector<size_t>{indices[k]}, what);
+          } else {
+            others.push_back(indices[k]);
+          }
         }
+        work.push_back(std::move(others));  // re-send the rows the transport did not refuse
         break;
       }
-
-      case WEP_VERDICT_PER_ROW: {
-        std::vector<size_t> done, refused, again;
+      case PartStep::kHold:
+        held.emplace_back(std::move(indices), what);
+        break;
+      case PartStep::kSettleRows: {
+        std::vector<size_t> delivered, refused, resend;
         for (size_t k = 0; k < indices.size(); ++k) {
-          (rejected[k] == WEP_ROW_DELIVERED  ? done
-           : rejected[k] == WEP_ROW_REJECTED ? refused
-                                             : again)
+          const uint8_t outcome = send_buffers.rejected[k];
+          (outcome == WEP_ROW_DELIVERED  ? delivered
+           : outcome == WEP_ROW_REJECTED ? refused
+                                         : resend)
               .push_back(indices[k]);
         }
-        if (!done.empty()) queue->mark_delivered(ranges_of(done));  // counts delivered
-        if (!refused.empty()) dead_letter(refused, what);
-        if (again.empty()) {
+        if (!delivered.empty()) {
+          queue->mark_delivered(ranges_of(rows, delivered));  // counts delivered
           backoff.reset();
-          break;
         }
-        if (interrupted()) return PassResult::kInterrupted;
+        if (pass_state.accepted) {
+          if (!refused.empty()) dead_letter(refused, what);  // refused beside accepted rows
+        } else {
+          for (size_t i : refused) held.emplace_back(std::vector<size_t>{i}, what);
+        }
+        if (resend.empty()) break;
+        if (interrupted()) return PassResult::kInterrupted;  // the unsettled rows are the cancel's
         stats.retries.fetch_add(1, std::memory_order_relaxed);
-        report(what);
-        delay = backoff.next_delay(verdict.retry_after_ms);
+        delay = backoff.next_delay(sent.retry_after_ms);
+        report(what + next_attempt_in(delay));
         return PassResult::kBackoff;
       }
-
-      case WEP_VERDICT_RETRY_LATER:
-        if (interrupted()) return PassResult::kInterrupted;  // cancelled by offline/stop
-        stats.retries.fetch_add(1, std::memory_order_relaxed);
-        report(what);
-        delay = backoff.next_delay(verdict.retry_after_ms);
+      case PartStep::kDeadLetter:
+        dead_letter(indices, what);
+        break;
+      case PartStep::kBackoff:
+        delay = backoff.next_delay(sent.retry_after_ms);
+        report(what + next_attempt_in(delay));
         return PassResult::kBackoff;
-
-      case WEP_VERDICT_FAILED:
-      default:
-        stats.retries.fetch_add(1, std::memory_order_relaxed);
-        report(what);
+      case PartStep::kBackoffAtMax:
         delay = backoff.max_delay();
+        report(what + next_attempt_in(delay));
         return PassResult::kBackoff;
     }
   }
-  return PassResult::kDrained;
+}
+
+// One send() of rows[indices]: fills the wire rows, calls the transport,
+// describes the verdict into `what`. The flags land in send_buffers.rejected.
+Flusher::Impl::SentPart Flusher::Impl::send_part(const std::vector<QueuedRow>& rows, const std::vector<size_t>& indices,
+                                                 std::string& what) {
+  // The per-request buffers are the thread's (see Impl): reused, so a batch
+  // frees no large block (which made malloc consolidate on every batch).
+  std::vector<wep_row>& wire = send_buffers.wire;
+  std::vector<uint8_t>& rejected = send_buffers.rejected;
+  std::string& reason = send_buffers.reason;
+  wire.clear();
+  wire.reserve(indices.size());
+  for (size_t i : indices) {
+    const QueuedRow& row = rows[i];
+    wep_row w{};
+    w.queue_id = row.id;
+    w.event_id = wep::str(row.event_id);
+    w.event_type = wep::str(row.event_type);
+    w.properties_json = row.properties_json ? wep::str(*row.properties_json) : wep_str{nullptr, 0};
+    w.user_id = row.user_id ? wep::str(*row.user_id) : wep_str{nullptr, 0};
+    w.created_at = wep::str(row.created_at_utc);
+    wire.push_back(w);
+  }
+  rejected.assign(indices.size(), 0);
+  reason.clear();
+  wep_verdict verdict{};
+  verdict.struct_size = sizeof(wep_verdict);
+  verdict.kind = WEP_VERDICT_FAILED;
+  verdict.retry_after_ms = -1;
+  verdict.http_status = 0;
+  verdict.rejected = rejected.data();
+  verdict.reason = wep::string_sink(reason);
+  verdict.per_row_ok = 1;
+  const wep_batch batch{wire.data(), wire.size()};
+
+  SentPart sent;
+  {
+    std::lock_guard lock(mutex);
+    if (!active_locked()) {
+      sent.interrupted = true;
+      return sent;
+    }
+    sending = true;
+  }
+  stats.requests.fetch_add(1, std::memory_order_relaxed);
+  stats.requests_in_flight.fetch_add(1, std::memory_order_relaxed);
+  transport->send(batch, verdict);
+  stats.requests_in_flight.fetch_sub(1, std::memory_order_relaxed);
+  {
+    std::lock_guard lock(mutex);
+    sending = false;
+    if (stopping) thread_done.notify_all();  // stop() stops repeating its cancel
+  }
+  // A transient verdict while going offline or stopping is the cancel's.
+  if (verdict.kind == WEP_VERDICT_RETRY_LATER && interrupted()) {
+    sent.interrupted = true;
+    return sent;
+  }
+  sent.kind = verdict.kind;
+  sent.retry_after_ms = verdict.retry_after_ms;
+  if (verdict.kind == WEP_VERDICT_PER_ROW) {
+    for (uint8_t outcome : rejected) sent.rows_delivered += outcome == WEP_ROW_DELIVERED ? 1 : 0;
+  } else {
+    for (uint8_t flag : rejected) sent.flagged += flag ? 1 : 0;
+  }
+  what = describe(verdict.kind, verdict.http_status, reason);
+  return sent;
 }
 
 // ------------------------------------------------------------------ Flusher

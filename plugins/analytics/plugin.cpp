@@ -67,6 +67,7 @@ class AnalyticsPlugin final : public wep::EffectPlugin {
   void on_event(const wep_event& event) override;
   std::optional<int64_t> pending_count() override;
   std::string stats_json() override;
+  std::string control(std::string_view command, std::string_view argument_json) override;
   bool stop(uint32_t timeout_ms) override { return shut_down(timeout_ms, /*log_summary=*/true); }
 
  private:
@@ -219,6 +220,28 @@ void AnalyticsPlugin::on_event(const wep_event& event) {
 std::optional<int64_t> AnalyticsPlugin::pending_count() {
   if (!pending_) throw wep::Error(WEP_ERR_FAILED, "analytics: not started");
   return pending_->execute();
+}
+
+// Commands (plugin API 1.2), each without an argument:
+//   requeue_dead_letters -> {"requeued":N}  every dead-lettered row back in
+//                           the queue (old id, same event id), sent again
+//   dead_letters         -> {"dead_letter_rows":N}
+std::string AnalyticsPlugin::control(std::string_view command, std::string_view) {
+  if (!reader_) throw wep::Error(WEP_ERR_FAILED, "analytics: not started");
+  if (command == "requeue_dead_letters") {
+    const int64_t requeued = reader_->with([](QueueStore& store) { return store.requeue_dead_letters(); });
+    stats_.requeued.fetch_add(requeued, std::memory_order_relaxed);
+    if (requeued > 0) {
+      host_.log(WEP_LOG_INFO, "requeued " + std::to_string(requeued) + " dead-lettered row(s)");
+      with_flusher([](Flusher& f) { f.rows_stored(); });
+    }
+    return "{\"requeued\":" + std::to_string(requeued) + "}";
+  }
+  if (command == "dead_letters") {
+    const int64_t rows = reader_->with([](QueueStore& store) { return store.dead_letter_count(); });
+    return "{\"dead_letter_rows\":" + std::to_string(rows) + "}";
+  }
+  throw wep::Error(WEP_ERR_UNSUPPORTED, "analytics: unknown command '" + std::string(command) + "'");
 }
 
 bool AnalyticsPlugin::read_enabled_setting() {

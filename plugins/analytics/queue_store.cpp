@@ -45,6 +45,10 @@ struct QueueStore::Statements {
                 "UPDATE analytics_queue_count SET pending = (SELECT count(*) FROM analytics_queue) "
                 "WHERE singleton = 1"),
         dead_letter_count(db, "SELECT count(*) FROM analytics_dead_letter"),
+        requeue_dead_letters(db,
+                             "INSERT OR IGNORE INTO analytics_queue (id, event_type, properties, user_id, created_at) "
+                             "SELECT id, event_type, properties, user_id, created_at FROM analytics_dead_letter"),
+        clear_dead_letters(db, "DELETE FROM analytics_dead_letter"),
         write_checkpoint(db,
                          "INSERT INTO analytics_checkpoint (singleton, last_sequence, enabled) VALUES (1, ?1, ?2) "
                          "ON CONFLICT(singleton) DO UPDATE SET last_sequence = excluded.last_sequence, "
@@ -54,6 +58,7 @@ struct QueueStore::Statements {
   wep::sqlite::TransactionStatements transaction;
   Statement insert, adjust_count, read_count, drop_oldest, read_after, remove, remove_range, copy_to_dead_letter;
   Statement age_out_window, age_out_delete, age_out_dead_letter, recount, dead_letter_count;
+  Statement requeue_dead_letters, clear_dead_letters;
   Statement write_checkpoint, read_checkpoint;
 };
 
@@ -183,6 +188,16 @@ void QueueStore::dead_letter(std::span<const int64_t> ids, std::string_view reas
   }
   s.adjust_count.integer(1, -removed).run("updating the count");
   transaction.commit("committing a dead-letter move");
+}
+
+int64_t QueueStore::requeue_dead_letters() {
+  Statements& s = *statements_;
+  WriteTransaction transaction(s.transaction, "starting a dead-letter requeue");
+  const int64_t requeued = s.requeue_dead_letters.run("moving dead letters back to the queue");
+  s.clear_dead_letters.run("clearing the dead-letter table");
+  s.adjust_count.integer(1, requeued).run("updating the count");
+  transaction.commit("committing a dead-letter requeue");
+  return requeued;
 }
 
 int64_t QueueStore::count() {

@@ -122,6 +122,11 @@ class QueueStore {
   // Moves rows to analytics_dead_letter with the reason, in one transaction.
   void dead_letter(std::span<const int64_t> ids, std::string_view reason);
 
+  // Moves every dead-lettered row back to analytics_queue under its old id
+  // (so it keeps its event id and goes out before newer rows), in one
+  // transaction. Returns the number of rows put back.
+  int64_t requeue_dead_letters();
+
   // Number of rows in analytics_queue. O(1): reads the counter that every
   // QueueStore write keeps in step (analytics_queue_count).
   int64_t count();

@@ -33,6 +33,8 @@ struct Stats {
   std::atomic<int64_t> requests_in_flight{0};       // send() calls not yet returned (0 or 1)
   std::atomic<int64_t> retries{0};                  // RETRY_LATER / FAILED verdicts
   std::atomic<int64_t> splits{0};                   // batches split (413 / rejects)
+  std::atomic<int64_t> systemic_failures{0};        // passes where no row of the batch was accepted
+  std::atomic<int64_t> requeued{0};                 // dead-lettered rows put back in the queue
   std::atomic<int64_t> catch_up_replayed{0};        // mutations read from the host's event log
   std::atomic<int64_t> catch_up_ignored_live{0};    // live mutations at or below the checkpoint
   std::atomic<int64_t> catch_up_deferred{0};        // live mutations the full buffer left to the log

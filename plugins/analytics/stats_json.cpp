@@ -48,6 +48,8 @@ std::string stats_json(const Stats& s, const StatsView& view) {
   counter("requests_in_flight", s.requests_in_flight);
   counter("retries", s.retries);
   counter("splits", s.splits);
+  counter("systemic_failures", s.systemic_failures);
+  counter("requeued", s.requeued);
   counter("corrupt_recoveries", s.corrupt_recoveries);
   w.Key("catch_up");
   w.StartObject();

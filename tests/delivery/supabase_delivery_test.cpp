@@ -111,9 +111,11 @@ BOOST_AUTO_TEST_CASE(server_errors_are_retried_until_delivered) {
 
 BOOST_AUTO_TEST_CASE(throttling_with_retry_after_is_honoured) {
   Backend backend;
-  backend.throttle_next(2, "1");  // seconds; the flusher's own backoff here is at most 200 ms
+  backend.throttle_next(2, "1");  // seconds; honoured within [backoff.initial_ms, backoff.max_ms]
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend)));
+  AnalyticsOptions options = supabase(backend);
+  options.backoff_max_ms = 5000;  // the flusher's own draws stay far below (initial 10 ms)
+  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, options));
   const auto started = std::chrono::steady_clock::now();
   deliver(host, 60);
   const auto took = std::chrono::steady_clock::now() - started;

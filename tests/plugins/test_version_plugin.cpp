@@ -24,7 +24,8 @@ const wep_effect_plugin_vtable kVtable = {sizeof(wep_effect_plugin_vtable),
                                           no_pending,
                                           no_stats,
                                           no_stop,
-                                          no_destroy};
+                                          no_destroy,
+                                          nullptr};  // control (API 1.2): none
 
 const wep_plugin_descriptor kDescriptor = {
     TEST_API_MAJOR, TEST_API_MINOR, sizeof(wep_plugin_descriptor), "test_version", "1.0.0", &kVtable, nullptr};

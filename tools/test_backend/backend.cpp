@@ -1,6 +1,8 @@
 // The loopback PostgREST-speaking HTTPS backend (see backend.hpp).
 #include "test_backend/backend.hpp"
 
+#include <Poco/DateTimeFormat.h>
+#include <Poco/DateTimeFormatter.h>
 #include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
@@ -18,6 +20,8 @@
 #include <Poco/StreamCopier.h>
 #include <Poco/String.h>
 #include <Poco/ThreadPool.h>
+#include <Poco/Timespan.h>
+#include <Poco/Timestamp.h>
 #include <Poco/URI.h>
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
@@ -25,8 +29,10 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <cerrno>
 #include <condition_variable>
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -65,17 +71,56 @@ std::string compact_json(const rapidjson::Value& value) {
   return {buffer.GetString(), buffer.GetSize()};
 }
 
-std::string error_body(const std::string& code, const std::string& message) {
+// PostgREST's error object: code, details, hint, message.
+std::string error_body(const std::string& code, const std::string& message, const std::string& details = "",
+                       const std::string& hint = "") {
   rapidjson::StringBuffer buffer;
   rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  auto text_or_null = [&](const std::string& text) {
+    text.empty() ? writer.Null() : writer.String(text.c_str(), static_cast<rapidjson::SizeType>(text.size()));
+  };
   writer.StartObject();
   writer.Key("code");
   writer.String(code.c_str(), static_cast<rapidjson::SizeType>(code.size()));
+  writer.Key("details");
+  text_or_null(details);
+  writer.Key("hint");
+  text_or_null(hint);
   writer.Key("message");
   writer.String(message.c_str(), static_cast<rapidjson::SizeType>(message.size()));
   writer.EndObject();
   return {buffer.GetString(), buffer.GetSize()};
 }
+
+// What PostgREST 12 (behind Supabase's gateway) answers with `status` for a
+// typical cause of it, as {code, details, hint, message}.
+std::string postgrest_error_for(int status, const std::string& table) {
+  switch (status) {
+    case 400:
+      return error_body("PGRST204", "Could not find the 'properties' column of '" + table + "' in the schema cache");
+    case 401:
+      return error_body("42501", "permission denied for table " + table);
+    case 403:
+      return error_body("42501", "new row violates row-level security policy for table \"" + table + "\"");
+    case 404:
+      return error_body("PGRST205", "Could not find the table 'public." + table + "' in the schema cache", "",
+                        "Perhaps you meant the table 'public.analytics_event'");
+    case 409:
+      return error_body("23505", "duplicate key value violates unique constraint \"" + table + "_event_id_key\"");
+    case 500:
+      return error_body("57014", "canceling statement due to statement timeout");
+    case 503:
+      return error_body("PGRST001", "Database client error. Retrying the connection.", "no connection to the server");
+    case 504:
+      return error_body("PGRST003", "Timed out acquiring connection from connection pool.");
+    default:
+      return error_body("PGRST000", "injected status " + std::to_string(status));
+  }
+}
+
+constexpr const char* kCaptivePortalPage =
+    "<!DOCTYPE html><html><head><title>Sign in to Wi-Fi</title></head>"
+    "<body><h1>Welcome!</h1><p>Please accept the terms to continue.</p></body></html>";
 
 void write_row(rapidjson::Writer<rapidjson::StringBuffer>& writer, const StoredRow& row) {
   writer.StartObject();
@@ -108,6 +153,17 @@ StoredRow row_from_json(const rapidjson::Value& item) {
 
 }  // namespace
 
+// The faults set_fault() turns on; each applies to every insert request.
+struct StandingFaults {
+  std::string spec;                    // the last spec set, for the request log
+  int status = 0;                      // answer every insert with this status (0: off)
+  bool html = false;                   // ... with an HTML page instead of PostgREST's error object
+  std::string retry_after;             // ... with this Retry-After
+  bool reset = false;                  // reset every insert's connection without a reply
+  std::chrono::milliseconds hold{0};   // hold every reply this long first
+  std::string statement_timeout_type;  // a batch with this event type gets 500 57014
+};
+
 struct Backend::Impl {
   explicit Impl(BackendOptions opts) : options(std::move(opts)), pool(2, options.max_threads) {}
 
@@ -138,13 +194,11 @@ struct Backend::Impl {
   int delay_after_store_count = 0;
   std::chrono::milliseconds delay{0};
   uint64_t release_generation = 0;
+  StandingFaults standing;  // set_fault(): apply to every insert until cleared
 
   // ---- immutable after construction
   std::unique_ptr<rapidjson::SchemaDocument> body_schema;
-  // rapidjson 1.1's regex (the schema's "pattern" keywords) keeps its match
-  // state inside the SchemaDocument: one validation at a time across the
-  // server threads.
-  std::mutex body_schema_mutex;
+  std::mutex body_schema_mutex;  // one validation at a time (see refuse_body)
   Poco::ThreadPool pool;
   std::unique_ptr<Poco::Net::HTTPServer> server;
   uint16_t port = 0;
@@ -155,6 +209,15 @@ struct Backend::Impl {
   void handle(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response);
   void handle_insert(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response,
                      uint64_t request_number, std::string& log_detail);
+  // Each step of an insert answers (and returns true) when it ends the request.
+  bool refuse_contract_breach(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response,
+                              std::string& log_detail);
+  bool apply_faults(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response,
+                    std::string& log_detail);
+  bool refuse_body(const std::string& body, rapidjson::Document& document, Poco::Net::HTTPServerResponse& response,
+                   std::string& log_detail);
+  void store_rows(const rapidjson::Document& document, uint64_t request_number, Poco::Net::HTTPServerRequest& request,
+                  Poco::Net::HTTPServerResponse& response, std::string& log_detail);
   void respond(Poco::Net::HTTPServerResponse& response, int status, const std::string& body,
                const std::string& content_type = "application/json");
   void reset_connection(Poco::Net::HTTPServerRequest& request);
@@ -337,54 +400,77 @@ void Backend::Impl::handle_insert(Poco::Net::HTTPServerRequest& request, Poco::N
     ++counters.insert_requests;
     last_insert = received;
   }
+  if (refuse_contract_breach(request, response, log_detail)) return;
+  if (apply_faults(request, response, log_detail)) return;
+  rapidjson::Document document;
+  if (refuse_body(body, document, response, log_detail)) return;
+  store_rows(document, request_number, request, response, log_detail);
+}
 
-  // ---- the contract: query, key, headers
+// The contract: query, key, headers (see backend.hpp).
+bool Backend::Impl::refuse_contract_breach(Poco::Net::HTTPServerRequest& request,
+                                           Poco::Net::HTTPServerResponse& response, std::string& log_detail) {
   const Poco::URI uri(request.getURI());
   const auto query = uri.getQueryParameters();
   if (query.size() != 1 || query[0].first != "on_conflict" || query[0].second != "event_id") {
     violation("query must be exactly on_conflict=event_id, got '" + uri.getRawQuery() + "'");
-    respond(response, 400, error_body("PGRST100", "unexpected query: " + uri.getRawQuery()));
+    respond(response, 400, error_body("PGRST100", "\"failed to parse filter\" (" + uri.getRawQuery() + ")"));
     log_detail = "bad query";
-    return;
+    return true;
   }
   const std::string api_key = request.get("apikey", "");
-  const std::string authorization = request.get("Authorization", "");
-  if (api_key.empty() || authorization.empty()) {
-    violation("the apikey and Authorization headers are both required");
-    respond(response, 401, error_body("PGRST301", "No API key found in request"));
+  if (api_key.empty()) {
+    violation("the apikey header is required");
+    respond(response, 401,
+            R"({"message":"No API key found in request","hint":"No `apikey` request header or url param was found."})");
     log_detail = "missing key";
-    return;
+    return true;
   }
-  if (api_key != options.api_key || authorization != "Bearer " + options.api_key) {
-    respond(response, 401, error_body("PGRST301", "Invalid API key"));
+  const bool key_is_jwt = options.api_key.rfind("eyJ", 0) == 0;
+  const std::string authorization = request.get("Authorization", "");
+  if (key_is_jwt && authorization.empty()) {
+    violation("a JWT api key is sent as Authorization: Bearer too");
+    respond(response, 401, error_body("PGRST301", "JWT required"));
+    log_detail = "missing bearer";
+    return true;
+  }
+  if (api_key != options.api_key || (!authorization.empty() && authorization != "Bearer " + options.api_key)) {
+    respond(response, 401,
+            R"({"message":"Invalid API key","hint":"Double check your Supabase `anon` or `service_role` API key."})");
     log_detail = "wrong key";
-    return;
+    return true;
   }
   std::string content_type = request.get("Content-Type", "");
   content_type = Poco::toLower(Poco::trim(content_type.substr(0, content_type.find(';'))));
   if (content_type != "application/json") {
     violation("Content-Type must be application/json, got '" + request.get("Content-Type", "") + "'");
-    respond(response, 415, error_body("PGRST102", "Content-Type must be application/json"));
+    respond(response, 415, error_body("PGRST107", "Content-Type not acceptable: " + request.get("Content-Type", "")));
     log_detail = "bad content type";
-    return;
+    return true;
   }
   const std::string prefer = request.get("Prefer", "");
   if (!prefer_has(prefer, "return=minimal") || !prefer_has(prefer, "resolution=ignore-duplicates")) {
     violation("Prefer must hold return=minimal and resolution=ignore-duplicates, got '" + prefer + "'");
     respond(response, 400, error_body("PGRST000", "unexpected Prefer header: " + prefer));
     log_detail = "bad Prefer";
-    return;
+    return true;
   }
+  return false;
+}
 
-  // ---- "next N" faults
+// "Next N" faults first (one each, in the order of backend.hpp), then the
+// standing ones (set_fault).
+bool Backend::Impl::apply_faults(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response,
+                                 std::string& log_detail) {
   enum class Fault { none, reset_before, delay, status, throttle };
   Fault fault = Fault::none;
   int status = 0;
   std::string retry_after_value;
   std::chrono::milliseconds hold{0};
-  bool reset_after = false;
+  StandingFaults standing_now;
   {
     std::lock_guard lock(mutex);
+    standing_now = standing;
     if (reset_before_count > 0) {
       --reset_before_count;
       fault = Fault::reset_before;
@@ -406,7 +492,7 @@ void Backend::Impl::handle_insert(Poco::Net::HTTPServerRequest& request, Poco::N
     case Fault::reset_before:
       reset_connection(request);
       log_detail = "injected reset before reply";
-      return;
+      return true;
     case Fault::delay: {
       std::unique_lock lock(mutex);
       hold_request(lock, hold);
@@ -414,45 +500,71 @@ void Backend::Impl::handle_insert(Poco::Net::HTTPServerRequest& request, Poco::N
       break;
     }
     case Fault::status:
-      respond(response, status, error_body("WEP_INJECTED", "injected status " + std::to_string(status)));
+      respond(response, status, postgrest_error_for(status, options.table));
       log_detail = "injected status";
-      return;
+      return true;
     case Fault::throttle:
       response.set("Retry-After", retry_after_value);
-      respond(response, 429, error_body("WEP_INJECTED", "too many requests"));
+      respond(response, 429, error_body("PGRST000", "too many requests"));
       log_detail = "injected 429, Retry-After: " + retry_after_value;
-      return;
+      return true;
     case Fault::none:
       break;
   }
+  if (standing_now.reset) {
+    reset_connection(request);
+    log_detail = "fault reset-all";
+    return true;
+  }
+  if (standing_now.status != 0) {
+    if (!standing_now.retry_after.empty()) response.set("Retry-After", standing_now.retry_after);
+    if (standing_now.html) {
+      respond(response, standing_now.status, kCaptivePortalPage, "text/html; charset=utf-8");
+    } else {
+      respond(response, standing_now.status, postgrest_error_for(standing_now.status, options.table));
+    }
+    log_detail = "fault " + standing_now.spec;
+    return true;
+  }
+  if (standing_now.hold.count() > 0) {
+    std::unique_lock lock(mutex);
+    hold_request(lock, standing_now.hold);
+    log_detail = "fault " + standing_now.spec + "; ";
+  }
+  return false;
+}
 
-  // ---- the body
+// The body: size, JSON, the insert-body schema, and rows refused by rule.
+bool Backend::Impl::refuse_body(const std::string& body, rapidjson::Document& document,
+                                Poco::Net::HTTPServerResponse& response, std::string& log_detail) {
   size_t body_limit = 0;
-  std::string rejected_type;
+  std::string rejected_type, poison_type;
   int rejected_with = 400;
   {
     std::lock_guard lock(mutex);
     body_limit = max_body_bytes;
     rejected_type = rejected_event_type;
     rejected_with = rejected_status;
+    poison_type = standing.statement_timeout_type;
   }
   if (body_limit > 0 && body.size() > body_limit) {
     respond(response, 413, error_body("PGRST413", "payload too large: " + std::to_string(body.size()) + " bytes"));
     log_detail += "too large";
-    return;
+    return true;
   }
-  rapidjson::Document document;
   document.Parse<rapidjson::kParseValidateEncodingFlag>(body.data(), body.size());
   if (document.HasParseError()) {
     const std::string why =
         std::string("body is not valid JSON: ") + rapidjson::GetParseError_En(document.GetParseError());
     violation(why);
-    respond(response, 400, error_body("PGRST102", why));
+    respond(response, 400, error_body("PGRST102", "Empty or invalid json", why));
     log_detail += "bad JSON";
-    return;
+    return true;
   }
   std::string schema_violation;
   {
+    // rapidjson 1.1's regex (the schema's "pattern" keywords) keeps its match
+    // state inside the SchemaDocument: one validation at a time.
     std::lock_guard schema_lock(body_schema_mutex);
     rapidjson::SchemaValidator validator(*body_schema);
     if (!document.Accept(validator)) {
@@ -463,29 +575,39 @@ void Backend::Impl::handle_insert(Poco::Net::HTTPServerRequest& request, Poco::N
     }
   }
   if (!schema_violation.empty()) {
-    const std::string& why = schema_violation;
-    violation(why);
-    respond(response, 400, error_body("PGRST102", why));
+    violation(schema_violation);
+    respond(response, 400, error_body("PGRST102", "Empty or invalid json", schema_violation));
     log_detail += "schema violation";
-    return;
+    return true;
   }
-  if (!rejected_type.empty()) {
-    for (const auto& item : document.GetArray()) {
-      if (rejected_type == item["event_type"].GetString()) {
-        // PostgREST's codes: 22P02 invalid input (400), 23505 unique violation (409).
-        respond(response, rejected_with,
-                error_body(rejected_with == 409 ? "23505" : "22P02",
-                           (rejected_with == 409 ? "conflict: event type \"" : "invalid input: event type \"") +
-                               rejected_type + "\" is refused (injected)"));
-        log_detail += "rejected event type " + rejected_type;
-        return;
-      }
+  for (const auto& item : document.GetArray()) {
+    const std::string type = item["event_type"].GetString();
+    if (!rejected_type.empty() && type == rejected_type) {
+      // What PostgREST answers for a row the database refuses: 22P02 invalid
+      // input (400), 23505 unique violation (409).
+      respond(response, rejected_with,
+              rejected_with == 409 ? postgrest_error_for(409, options.table)
+                                   : error_body("22P02", "invalid input syntax for type uuid: \"" + type + "\""));
+      log_detail += "rejected event type " + rejected_type;
+      return true;
+    }
+    if (!poison_type.empty() && type == poison_type) {
+      respond(response, 500, postgrest_error_for(500, options.table));
+      log_detail += "statement timeout for event type " + poison_type;
+      return true;
     }
   }
+  return false;
+}
 
-  // ---- store, ignoring duplicates
+// Stores the rows, ignoring ids already held, then answers 201 (or the
+// "after the store" faults).
+void Backend::Impl::store_rows(const rapidjson::Document& document, uint64_t request_number,
+                               Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response,
+                               std::string& log_detail) {
   size_t stored_now = 0;
   size_t duplicates_now = 0;
+  bool reset_after = false;
   {
     std::unique_lock lock(mutex);
     for (const auto& item : document.GetArray()) {
@@ -513,9 +635,8 @@ void Backend::Impl::handle_insert(Poco::Net::HTTPServerRequest& request, Poco::N
       reset_after = true;
     } else if (delay_after_store_count > 0) {
       --delay_after_store_count;
-      hold = delay;
-      hold_request(lock, hold);
-      log_detail += "reply held " + std::to_string(hold.count()) + " ms after the store; ";
+      hold_request(lock, delay);
+      log_detail += "reply held " + std::to_string(delay.count()) + " ms after the store; ";
     }
   }
   log_detail += "stored " + std::to_string(stored_now) + ", duplicates " + std::to_string(duplicates_now);
@@ -567,15 +688,21 @@ Backend::Backend(BackendOptions options) : impl_(std::make_unique<Impl>(std::mov
   const std::string key = impl_->options.key_file.empty() ? certs.server_key : impl_->options.key_file;
   try {
     const Poco::Net::SocketAddress address("127.0.0.1", impl_->options.port);
+    // Bound exclusively: SO_REUSEADDR (a restart need not wait out
+    // TIME_WAIT) but never SO_REUSEPORT, which Poco's (address, backlog)
+    // constructors set and which lets a second server "start" on a busy port.
     Poco::Net::ServerSocket socket;
     if (impl_->options.plain_http) {
-      socket = Poco::Net::ServerSocket(address, 64);
+      socket.bind(address, /*reuseAddress=*/true, /*reusePort=*/false);
     } else {
       Poco::Net::Context::Ptr context =
           new Poco::Net::Context(Poco::Net::Context::TLS_SERVER_USE, key, cert, "", Poco::Net::Context::VERIFY_NONE);
       context->requireMinimumProtocol(Poco::Net::Context::PROTO_TLSV1_2);
-      socket = Poco::Net::SecureServerSocket(address, 64, context);
+      Poco::Net::SecureServerSocket secure(context);
+      secure.bind(address, /*reuseAddress=*/true, /*reusePort=*/false);
+      socket = secure;
     }
+    socket.listen(64);
     impl_->port = socket.address().port();
 
     Poco::Net::HTTPServerParams::Ptr params = new Poco::Net::HTTPServerParams;
@@ -665,6 +792,81 @@ void Backend::delay_reply_after_store_next(int count, std::chrono::milliseconds 
   impl_->delay = delay;
 }
 
+const char* Backend::fault_help() {
+  return "  400-all              every insert: 400 PGRST204 (a missing column: the same for every row)\n"
+         "  503-all              every insert: 503 PGRST001, no Retry-After\n"
+         "  retry-after-0        every insert: 503 with Retry-After: 0\n"
+         "  retry-after-past     every insert: 503 with Retry-After: an HTTP-date a day ago\n"
+         "  retry-after:<value>  every insert: 503 with Retry-After: <value>\n"
+         "  status:<code>        every insert: <code> with PostgREST's error object for it (status:200: an\n"
+         "                       empty 200, which is not PostgREST's 201)\n"
+         "  status:<code>-html   every insert: <code> with an HTML page (status:200-html: a captive portal)\n"
+         "  slow:<ms>            every insert: held <ms> before it is processed\n"
+         "  reset-all            every insert: the connection reset without a reply\n"
+         "  reject-type:<type>   a batch with a row of event type <type>: 400 22P02\n"
+         "  timeout-type:<type>  a batch with a row of event type <type>: 500 57014 (statement timeout)\n"
+         "  max-body:<bytes>     bodies larger than <bytes>: 413\n"
+         "  none                 clears every fault\n";
+}
+
+void Backend::set_fault(const std::string& spec) {
+  auto number = [&](const std::string& text, long low, long high) {
+    char* end = nullptr;
+    errno = 0;
+    const long value = std::strtol(text.c_str(), &end, 10);
+    if (text.empty() || *end != '\0' || errno != 0 || value < low || value > high)
+      throw std::invalid_argument("fault '" + spec + "': '" + text + "' is not a number in " + std::to_string(low) +
+                                  ".." + std::to_string(high));
+    return value;
+  };
+  auto argument = [&](const std::string& prefix) -> std::optional<std::string> {
+    if (spec.rfind(prefix, 0) != 0) return std::nullopt;
+    const std::string value = spec.substr(prefix.size());
+    if (value.empty()) throw std::invalid_argument("fault '" + spec + "': a value is missing after '" + prefix + "'");
+    return value;
+  };
+  std::lock_guard lock(impl_->mutex);
+  StandingFaults& f = impl_->standing;
+  if (spec == "none") {
+    f = StandingFaults{};
+    impl_->max_body_bytes = 0;
+    impl_->rejected_event_type.clear();
+    return;
+  }
+  StandingFaults next = f;
+  next.spec = spec;
+  if (spec == "400-all") {
+    next.status = 400;
+  } else if (spec == "503-all") {
+    next.status = 503;
+  } else if (spec == "retry-after-0") {
+    next.status = 503, next.retry_after = "0";
+  } else if (spec == "retry-after-past") {
+    const Poco::Timestamp a_day_ago = Poco::Timestamp() - Poco::Timespan(1, 0, 0, 0, 0);
+    next.status = 503, next.retry_after = Poco::DateTimeFormatter::format(a_day_ago, Poco::DateTimeFormat::HTTP_FORMAT);
+  } else if (auto value = argument("retry-after:")) {
+    next.status = 503, next.retry_after = *value;
+  } else if (auto value = argument("status:")) {
+    const bool html = value->size() > 5 && value->compare(value->size() - 5, 5, "-html") == 0;
+    next.status = static_cast<int>(number(html ? value->substr(0, value->size() - 5) : *value, 100, 599));
+    next.html = html;
+  } else if (auto value = argument("slow:")) {
+    next.hold = std::chrono::milliseconds(number(*value, 1, 3'600'000));
+  } else if (spec == "reset-all") {
+    next.reset = true;
+  } else if (auto value = argument("reject-type:")) {
+    impl_->rejected_event_type = *value;
+    impl_->rejected_status = 400;
+  } else if (auto value = argument("timeout-type:")) {
+    next.statement_timeout_type = *value;
+  } else if (auto value = argument("max-body:")) {
+    impl_->max_body_bytes = static_cast<size_t>(number(*value, 1, 1L << 40));
+  } else {
+    throw std::invalid_argument("unknown fault '" + spec + "' (see --help)");
+  }
+  f = next;
+}
+
 void Backend::release_delayed() {
   {
     std::lock_guard lock(impl_->mutex);
@@ -685,6 +887,7 @@ void Backend::clear_faults() {
     impl_->reset_after_count = 0;
     impl_->delay_count = 0;
     impl_->delay_after_store_count = 0;
+    impl_->standing = StandingFaults{};
     ++impl_->release_generation;
   }
   impl_->notify();

@@ -2,7 +2,11 @@
 // for the demo and manual runs.
 //
 //   test-backend --cert FILE --key FILE [--port P] [--api-key KEY] [--table T]
-//                [--persist FILE] [--ignore-stdin]
+//                [--persist FILE] [--ignore-stdin] [--fault SPEC]...
+//
+// --fault turns on a fault for every insert (see --help for the list), so a
+// person can watch a client under a server that refuses everything, asks for
+// Retry-After: 0, or answers like a captive portal.
 //
 // Prints "listening https://127.0.0.1:<port>" on stdout once it accepts
 // connections, logs one line per request on stderr, and exits with status 0
@@ -21,16 +25,27 @@
 #include <iostream>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "test_backend/backend.hpp"
 
 namespace {
 
+constexpr const char* kUsage =
+    "usage: test-backend --cert FILE --key FILE [--port P] [--api-key KEY] [--table T]"
+    " [--persist FILE] [--ignore-stdin] [--fault SPEC]...\n";
+
 int usage(const std::string& why) {
-  std::cerr << "test-backend: " << why << "\n"
-            << "usage: test-backend --cert FILE --key FILE [--port P] [--api-key KEY] [--table T]"
-               " [--persist FILE] [--ignore-stdin]\n";
+  std::cerr << "test-backend: " << why << "\n" << kUsage << "(--help lists the faults)\n";
   return 2;
+}
+
+void help() {
+  std::cout << kUsage << "\n"
+            << "A loopback server speaking PostgREST's insert contract (POST /rest/v1/<table>?on_conflict=event_id).\n"
+            << "Prints 'listening <url>' once it accepts connections; stops on SIGTERM, SIGINT or end of stdin.\n\n"
+            << "--fault SPEC (repeatable), for every insert request:\n"
+            << wep::test::Backend::fault_help();
 }
 
 // Whether end of file on stdin means "stop": only for a pipe, socket or
@@ -46,6 +61,7 @@ bool stdin_is_a_lifeline() {
 int main(int argc, char** argv) {
   wep::test::BackendOptions options;
   bool watch_stdin = true;
+  std::vector<std::string> faults;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto value = [&](std::string& out) {
@@ -72,8 +88,12 @@ int main(int argc, char** argv) {
       options.port = static_cast<uint16_t>(port);
     } else if (arg == "--ignore-stdin") {
       watch_stdin = false;
+    } else if (arg == "--fault") {
+      std::string spec;
+      if (!value(spec)) return usage("--fault needs a spec");
+      faults.push_back(spec);
     } else if (arg == "--help" || arg == "-h") {
-      usage("help");
+      help();
       return 0;
     } else {
       return usage("unknown argument: " + arg);
@@ -107,6 +127,14 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::cerr << e.what() << std::endl;
     return 1;
+  }
+  for (const std::string& spec : faults) {
+    try {
+      backend->set_fault(spec);
+    } catch (const std::invalid_argument& e) {
+      return usage(e.what());
+    }
+    std::cerr << "test-backend: fault " << spec << " on" << std::endl;
   }
   std::cout << "listening " << backend->ip_url() << std::endl;
 

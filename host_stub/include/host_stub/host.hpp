@@ -115,6 +115,14 @@ class Host {
   // answer (nullopt as for pending()).
   std::optional<int64_t> wait_delivered(std::chrono::milliseconds timeout);
 
+  // Puts every plugin's dead-lettered rows back in its queue (the plugin
+  // command "requeue_dead_letters", API 1.2); returns how many in all.
+  // Throws HostError when a plugin that knows the command fails it.
+  int64_t requeue_dead_letters();
+  // The plugins' dead-lettered rows in all (plugin command "dead_letters");
+  // nullopt when no plugin answers it.
+  std::optional<int64_t> dead_letter_rows();
+
   // One line of JSON:
   // {"online":bool,"effects":{<name>:{"delivered":N,"failed":N,"dropped":N,
   //   "queued":N,"max_handler_us":N[,"last_error":"..."][,"mutations":N,

@@ -123,6 +123,13 @@ class EffectPlugin {
   virtual std::string stats_json() { return "{}"; }
   // Returns false if work had to be abandoned at the deadline.
   virtual bool stop(uint32_t timeout_ms) = 0;
+  // A plugin-defined command (API 1.2): returns its answer, a JSON object.
+  // Throw wep::Error(WEP_ERR_UNSUPPORTED, ...) for an unknown command (the
+  // default), WEP_ERR_INVALID_ARGUMENT for a bad argument.
+  virtual std::string control(std::string_view command, std::string_view argument_json) {
+    (void)argument_json;
+    throw Error(WEP_ERR_UNSUPPORTED, "unknown command '" + std::string(command) + "'");
+  }
 };
 
 // What a transport reports about one batch; wraps wep_verdict.
@@ -295,6 +302,15 @@ inline wep_status stats_json(wep_plugin* self, wep_sink* out) noexcept {
   }
 }
 
+inline wep_status control(wep_plugin* self, wep_str command, wep_str argument_json, wep_sink* answer) noexcept {
+  try {
+    write(answer, impl_of<EffectPlugin>(self).control(view(command), view(argument_json)));
+    return WEP_OK;
+  } catch (...) {
+    return status_of_current_exception(answer);
+  }
+}
+
 inline void send(wep_plugin* self, const wep_batch* batch, wep_verdict* verdict) noexcept {
   try {
     Verdict v(verdict, batch->count);
@@ -346,6 +362,7 @@ inline wep_status resend_window_ms(wep_plugin* self, int64_t* out) noexcept {
         ::wep::detail::stats_json,                                                  \
         ::wep::detail::stop<::wep::EffectPlugin>,                                   \
         ::wep::detail::destroy<::wep::EffectPlugin>,                                \
+        ::wep::detail::control,                                                     \
     };                                                                              \
     static const wep_plugin_descriptor descriptor = {WEP_API_VERSION_MAJOR,         \
                                                      WEP_PLUGIN_API_MINOR,          \

@@ -18,6 +18,8 @@
  *        settles rows one by one says which are delivered, refused or to
  *        be sent again; wep_transport_vtable.resend_window_ms: how long a
  *        row may be sent again and still be stored once
+ *        wep_effect_plugin_vtable.control: plugin-defined commands a host
+ *        application runs on a plugin (e.g. "requeue_dead_letters")
  *
  * Strings are passed as wep_str (pointer + length, not NUL-terminated unless
  * stated) and are only valid for the duration of the call that passes them,
@@ -218,6 +220,18 @@ typedef struct wep_effect_plugin_vtable {
 
   /* Frees the instance. Nothing the plugin created outlives this call. */
   void (*destroy)(wep_plugin* self);
+
+  /* ---- API 1.2: use only if WEP_HAS_FIELD(wep_effect_plugin_vtable,
+   * vtable, control) and the pointer is not NULL. */
+
+  /* Runs a plugin-defined command: `command` names it (ASCII, e.g.
+   * "requeue_dead_letters"), `argument_json` is a JSON value ("{}" when the
+   * command takes none). On WEP_OK writes the answer, a JSON object, into
+   * *answer; otherwise the reason. WEP_ERR_UNSUPPORTED for a command the
+   * plugin does not know, WEP_ERR_INVALID_ARGUMENT for a bad argument.
+   * Thread-safe; callable between a successful start and stop; may do I/O
+   * but never blocks for long. Each plugin documents its commands. */
+  wep_status (*control)(wep_plugin* self, wep_str command, wep_str argument_json, wep_sink* answer);
 } wep_effect_plugin_vtable;
 
 /* --------------------------------------------------- transport plugins */

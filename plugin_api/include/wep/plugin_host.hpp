@@ -136,6 +136,19 @@ class EffectPluginHandle : public detail::InstanceHandle<wep_effect_plugin_vtabl
 
   wep_status pending_count(int64_t& out) { return vtable().pending_count(get(), &out); }
 
+  // Runs a plugin-defined command (API 1.2). WEP_ERR_UNSUPPORTED when the
+  // plugin is older than 1.2 or does not know the command; `answer` gets the
+  // JSON answer on WEP_OK, the reason otherwise.
+  wep_status control(std::string_view command, std::string_view argument_json, std::string& answer) {
+    const wep_effect_plugin_vtable& v = vtable();
+    if (!WEP_HAS_FIELD(wep_effect_plugin_vtable, &v, control) || !v.control) {
+      answer = "the plugin offers no commands (plugin API older than 1.2)";
+      return WEP_ERR_UNSUPPORTED;
+    }
+    wep_sink sink = string_sink(answer);
+    return v.control(get(), str(command), str(argument_json.empty() ? std::string_view("{}") : argument_json), &sink);
+  }
+
   // The plugin's stats object, or {"error": ...} when it has none.
   std::string stats_json() {
     std::string out;

@@ -56,6 +56,13 @@ struct PluginStats {
   std::string stats_json;
 };
 
+// One plugin's answer to a command (see PluginManager::control_all).
+struct PluginControlAnswer {
+  std::string name;         // the plugin's name
+  wep_status status = 0;    // WEP_OK, or why the plugin refused
+  std::string answer_json;  // its JSON answer on WEP_OK; otherwise the reason
+};
+
 class PluginManager {
  public:
   struct Options {
@@ -110,6 +117,17 @@ class PluginManager {
 
   // Each running plugin's stats object, in load order.
   std::vector<PluginStats> stats();
+
+  // Runs a plugin-defined command (plugin API 1.2, wep_effect_plugin_vtable
+  // .control) on the running plugin `name` and returns its JSON answer, e.g.
+  // control("analytics", "requeue_dead_letters") -> {"requeued":3}. Throws
+  // HostError for an unknown name, a plugin not running (being reloaded), a
+  // plugin older than 1.2, or a command it refuses (with its reason).
+  std::string control(std::string_view name, std::string_view command, std::string_view argument_json = "{}");
+
+  // Runs the command on every running plugin, in load order. Plugins that do
+  // not know it (WEP_ERR_UNSUPPORTED, or older than 1.2) are left out.
+  std::vector<PluginControlAnswer> control_all(std::string_view command, std::string_view argument_json = "{}");
 
  private:
   struct Impl;

@@ -3,7 +3,8 @@
 // It speaks the wire contract of the Supabase transport:
 //   POST /rest/v1/{table}?on_conflict=event_id
 //   apikey: {api_key}
-//   Authorization: Bearer {api_key}
+//   Authorization: Bearer {api_key}   required when api_key is a JWT (eyJ...),
+//                                     optional otherwise (if sent, it must match)
 //   Content-Type: application/json
 //   Prefer: return=minimal, resolution=ignore-duplicates
 //   body: a JSON array of row objects, validated against
@@ -11,7 +12,9 @@
 // and answers 201 with an empty body, storing rows by event_id and ignoring
 // ids it already holds. A request that breaks the contract is answered with
 // 400 (401 for a wrong key, 404 for another table, 415 for another content
-// type) and counted as a contract violation.
+// type) and counted as a contract violation. Error answers carry PostgREST's
+// error object ({"code","details","hint","message"}) with the code PostgREST
+// 12 gives for a typical cause of the status (e.g. 400 PGRST204, 500 57014).
 //
 // Faults are injected on demand. "Next N" faults apply to the next N insert
 // requests (POSTs that reached the fault stage), one each, in this order of
@@ -154,6 +157,13 @@ class Backend {
   void delay_reply_after_store_next(int count, std::chrono::milliseconds delay);
   // Ends every hold now (held requests proceed normally).
   void release_delayed();
+  // Turns on a standing fault (every insert meets it until cleared), named
+  // as on test-backend's command line, e.g. "400-all", "retry-after-0",
+  // "status:200-html"; the list is fault_help(). Throws
+  // std::invalid_argument for an unknown or malformed spec.
+  void set_fault(const std::string& spec);
+  // One line per fault spec, for --help.
+  static const char* fault_help();
   // Clears every fault rule and pending "next N" fault.
   void clear_faults();
 
