@@ -67,12 +67,6 @@ using Clock = std::chrono::steady_clock;
 // stop(): how often a cancel is repeated while a send is still in flight.
 constexpr auto kCancelRepeat = std::chrono::milliseconds(20);
 
-// Bytes of a row as QueueStore::read_oldest counts them.
-size_t row_bytes(const QueuedRow& row) {
-  return row.event_type.size() + (row.properties_json ? row.properties_json->size() : 0) +
-         (row.user_id ? row.user_id->size() : 0) + row.created_at.size();
-}
-
 const char* verdict_name(int32_t kind) {
   switch (kind) {
     case WEP_VERDICT_DELIVERED:
@@ -225,13 +219,19 @@ void Flusher::Impl::open_queue() {
 }
 
 void Flusher::Impl::run() noexcept {
+  using State = Stats::FlusherState;
+  const auto show = [this](State state) { stats.flusher_state.store(state, std::memory_order_relaxed); };
   std::unique_lock lock(mutex);
   uint64_t seen_activations = activations;
   Clock::time_point not_before = Clock::now();
   bool queue_was_empty = false;
   while (!stopping) {
     if (!active_locked()) {
-      wake.wait(lock, [&] { return stopping || (online && enabled); });
+      wake.wait(lock, [&] {
+        const bool go = stopping || (online && enabled);
+        if (!go) show(State::kPaused);
+        return go;
+      });
       continue;
     }
     if (seen_activations != activations) {  // came (back) online or re-enabled: try at once
@@ -243,18 +243,25 @@ void Flusher::Impl::run() noexcept {
     if (queue_was_empty && !rows_signal) {
       // Nothing queued and nothing stored since: no timer, only a signal ends this wait.
       waiting_for_rows = true;
-      wake.wait(lock, [&] { return !active_locked() || seen_activations != activations || rows_signal; });
+      wake.wait(lock, [&] {
+        const bool go = !active_locked() || seen_activations != activations || rows_signal;
+        if (!go) show(State::kIdle);
+        return go;
+      });
       waiting_for_rows = false;
       continue;
     }
     if (queue_was_empty && rows_signal) not_before = Clock::now();
     if (Clock::now() < not_before) {
       wake.wait_until(lock, not_before, [&] {
-        return !active_locked() || seen_activations != activations || (queue_was_empty && rows_signal);
+        const bool go = !active_locked() || seen_activations != activations || (queue_was_empty && rows_signal);
+        if (!go) show(State::kWaiting);
+        return go;
       });
       continue;
     }
 
+    show(State::kSending);
     rows_signal = false;
     lock.unlock();
     PassResult result;
@@ -298,6 +305,7 @@ void Flusher::Impl::run() noexcept {
   lock.unlock();
   queue.reset();  // applies the deletes still queued, ends its thread
   lock.lock();
+  show(State::kStopped);
   thread_running = false;
   thread_done.notify_all();
 }
@@ -309,7 +317,7 @@ PassResult Flusher::Impl::pass() {
   if (rows.empty()) return PassResult::kEmpty;
   const bool full_batch = rows.size() >= config.batch_size ||
                           std::accumulate(rows.begin(), rows.end(), size_t{0}, [](size_t sum, const QueuedRow& r) {
-                            return sum + row_bytes(r);
+                            return sum + row_wire_bytes(r);
                           }) >= config.batch_max_bytes / 2;  // a short batch this heavy was cut by the byte cap
   PassResult result = send_rows(rows);
   queue->recycle(std::move(rows));
@@ -476,6 +484,7 @@ void Flusher::start() {
   impl.stopping = false;
   impl.transport_for_cancel = impl.transport.get();
   impl.thread_running = true;
+  impl.stats.flusher_state.store(Stats::FlusherState::kSettling);
   try {
     impl.thread = std::thread([&impl] {
       pthread_setname_np(pthread_self(), "wep-flusher");  // for ps / top / perf
@@ -490,6 +499,7 @@ void Flusher::start() {
 
 void Flusher::set_online(bool online) {
   std::lock_guard lock(impl_->mutex);
+  if (impl_->thread_running) impl_->stats.flusher_state.store(Stats::FlusherState::kSettling);
   if (online && !impl_->online) ++impl_->activations;
   impl_->online = online;
   if (!online && impl_->sending && impl_->transport_for_cancel) impl_->transport_for_cancel->cancel();
@@ -498,6 +508,7 @@ void Flusher::set_online(bool online) {
 
 void Flusher::set_enabled(bool enabled) {
   std::lock_guard lock(impl_->mutex);
+  if (impl_->thread_running) impl_->stats.flusher_state.store(Stats::FlusherState::kSettling);
   if (enabled && !impl_->enabled) ++impl_->activations;
   impl_->enabled = enabled;
   if (!enabled && impl_->sending && impl_->transport_for_cancel) impl_->transport_for_cancel->cancel();

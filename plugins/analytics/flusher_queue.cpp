@@ -16,12 +16,6 @@
 namespace analytics {
 namespace {
 
-// Bytes of a row as QueueStore::read_oldest counts them.
-size_t row_bytes(const QueuedRow& row) {
-  return row.event_type.size() + (row.properties_json ? row.properties_json->size() : 0) +
-         (row.user_id ? row.user_id->size() : 0) + row.created_at.size();
-}
-
 // Assigns a text column into `out`, reusing its capacity.
 void assign_text(sqlite3_stmt* statement, int column, std::string& out) {
   const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(statement, column));
@@ -69,7 +63,7 @@ class ReadAfter {
       assign_optional_text(statement_, 2, row.properties_json);
       assign_optional_text(statement_, 3, row.user_id);
       assign_text(statement_, 4, row.created_at);
-      const size_t size = row_bytes(row);
+      const size_t size = row_wire_bytes(row);
       if (count > 0 && bytes + size > max_bytes) break;  // the first row always goes
       bytes += size;
       row.event_id = event_id_for(row.user_id ? *row.user_id : std::string_view(), row.id, row.created_at);

@@ -507,6 +507,8 @@ std::string AnalyticsPlugin::stats_json() {
   counter("retries", s.retries);
   counter("splits", s.splits);
   counter("corrupt_recoveries", s.corrupt_recoveries);
+  w.Key("flusher");
+  w.String(Stats::flusher_state_name(s.flusher_state.load()));
   w.Key("enabled");
   w.Bool(enqueue_ ? enqueue_->enabled() : false);
   w.Key("online");

@@ -429,8 +429,7 @@ std::vector<QueuedRow> QueueStore::read_oldest(size_t max_rows, size_t max_bytes
       row.properties_json = read.column_optional_text(2);
       row.user_id = read.column_optional_text(3);
       row.created_at = read.column_text(4);
-      const size_t row_bytes = row.event_type.size() + (row.properties_json ? row.properties_json->size() : 0) +
-                               (row.user_id ? row.user_id->size() : 0) + row.created_at.size();
+      const size_t row_bytes = row_wire_bytes(row);
       if (!out.empty() && bytes + row_bytes > max_bytes) break;
       bytes += row_bytes;
       row.event_id = event_id_for(row.user_id ? *row.user_id : std::string_view(), row.id, row.created_at);

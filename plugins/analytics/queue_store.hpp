@@ -49,6 +49,17 @@ struct QueuedRow {
   std::string created_at_utc;  // created_at for the wire, see iso8601_utc()
 };
 
+// Bytes a row takes in a request body, the unit of batch_max_bytes: its text
+// columns plus kRowWireOverheadBytes, an upper bound of what the transports'
+// row object adds (wep::transport::RowEncoder: the 36-character event id,
+// the five keys, quotes, separators, the 'Z' of the wire time, "null" for a
+// missing value, the body's brackets).
+inline constexpr size_t kRowWireOverheadBytes = 128;
+inline size_t row_wire_bytes(const QueuedRow& row) {
+  return kRowWireOverheadBytes + row.event_type.size() + (row.properties_json ? row.properties_json->size() : 0) +
+         (row.user_id ? row.user_id->size() : 0) + row.created_at.size();
+}
+
 // The stable event id of a row: a name-based (SHA-1, version 5) UUID of the
 // row's user id ("" when NULL), row id and created_at, so the spec's table
 // stays as written and every re-send of the row carries the same id.
