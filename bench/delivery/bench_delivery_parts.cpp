@@ -25,8 +25,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
-#include <wep_bench/rounds.hpp>
 #include <wep/plugin.hpp>
+#include <wep_bench/rounds.hpp>
 #include <wep_support/transport_json.hpp>
 
 using wep::bench::print_rounds;

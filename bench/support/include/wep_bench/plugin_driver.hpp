@@ -3,7 +3,7 @@
 // EffectPluginHandle, HostApiTable), without a bus in between, so a
 // benchmark times the plugin's own on_event. The host side offers the
 // config, a data dir, a fixed pseudonymous id and no persisted settings;
-// log lines go to stderr.
+// warnings and errors the plugin logs go to stderr.
 //
 // Thread safety: one driving thread; the host side is thread-safe as the
 // plugin API requires.
@@ -37,7 +37,8 @@ class PluginDriver final : public wep::SettingsSource, public wep::IdentitySourc
     wep::HostServices services;
     services.settings = this;
     services.identity = this;
-    services.log = [](int32_t, std::string_view name, std::string_view message) {
+    services.log = [](int32_t level, std::string_view name, std::string_view message) {
+      if (level < WEP_LOG_WARN) return;  // the figures stay readable; warnings and errors still show
       std::fprintf(stderr, "%.*s: %.*s\n", static_cast<int>(name.size()), name.data(), static_cast<int>(message.size()),
                    message.data());
     };
