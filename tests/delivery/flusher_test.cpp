@@ -110,7 +110,7 @@ BOOST_AUTO_TEST_CASE(rows_stored_while_online_are_sent_without_going_offline) {
 BOOST_AUTO_TEST_CASE(byte_cap_limits_each_request) {
   TempDir dir;
   AnalyticsOptions options = scripted("{}");
-  options.batch_max_bytes = 1024;  // the minimum; a row counts ~80 bytes (type, properties, user id, time)
+  options.batch_max_bytes = 1024;  // the minimum; a row counts ~210 bytes (its columns and its JSON on the wire)
   host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, options));
   mutate_notes(host, 1, 60);
   host.set_online(true);
