@@ -128,6 +128,9 @@ struct Flusher::Impl {
   bool thread_running = false;  // set by start(), cleared by the thread on exit
   bool started = false;
   bool waiting_for_rows = false;                         // asleep until rows_stored() (the queue was found empty)
+  bool queue_hold = false;                               // close_queue(): keep the queue connection closed
+  bool queue_released = false;                           // the thread has closed it and waits for reopen_queue()
+  std::condition_variable queue_released_changed;        // close_queue() waits on it
   wep::TransportHandle* transport_for_cancel = nullptr;  // valid while non-null
 
   // ---- transport, created by start(), destroyed by stop() after the join
@@ -145,7 +148,7 @@ struct Flusher::Impl {
     std::string reason;
   } send_buffers;  // send_rows()'s, kept between batches
 
-  bool active_locked() const { return online && enabled && !stopping; }
+  bool active_locked() const { return online && enabled && !stopping && !queue_hold; }
   bool interrupted() {
     std::lock_guard lock(mutex);
     return !active_locked();
@@ -226,9 +229,22 @@ void Flusher::Impl::run() noexcept {
   Clock::time_point not_before = Clock::now();
   bool queue_was_empty = false;
   while (!stopping) {
+    if (queue_hold) {
+      if (queue) {
+        lock.unlock();
+        queue.reset();  // applies the deletes still queued, closes the connection
+        lock.lock();
+        continue;
+      }
+      queue_released = true;
+      queue_released_changed.notify_all();
+      wake.wait(lock, [&] { return stopping || !queue_hold; });
+      queue_released = false;
+      continue;
+    }
     if (!active_locked()) {
       wake.wait(lock, [&] {
-        const bool go = stopping || (online && enabled);
+        const bool go = stopping || queue_hold || (online && enabled);
         if (!go) show(State::kPaused);
         return go;
       });
@@ -308,6 +324,7 @@ void Flusher::Impl::run() noexcept {
   show(State::kStopped);
   thread_running = false;
   thread_done.notify_all();
+  queue_released_changed.notify_all();
 }
 
 // One read of the oldest rows and everything it takes to settle them.
@@ -317,7 +334,7 @@ PassResult Flusher::Impl::pass() {
   if (rows.empty()) return PassResult::kEmpty;
   const bool full_batch = rows.size() >= config.batch_size ||
                           std::accumulate(rows.begin(), rows.end(), size_t{0}, [](size_t sum, const QueuedRow& r) {
-                            return sum + row_wire_bytes(r);
+                            return sum + queued_row_bytes(r);
                           }) >= config.batch_max_bytes / 2;  // a short batch this heavy was cut by the byte cap
   PassResult result = send_rows(rows);
   queue->recycle(std::move(rows));
@@ -512,6 +529,23 @@ void Flusher::set_enabled(bool enabled) {
   if (enabled && !impl_->enabled) ++impl_->activations;
   impl_->enabled = enabled;
   if (!enabled && impl_->sending && impl_->transport_for_cancel) impl_->transport_for_cancel->cancel();
+  impl_->wake.notify_all();
+}
+
+void Flusher::close_queue() {
+  std::unique_lock lock(impl_->mutex);
+  if (!impl_->thread_running) return;
+  impl_->queue_hold = true;
+  if (impl_->sending && impl_->transport_for_cancel) impl_->transport_for_cancel->cancel();
+  impl_->wake.notify_all();
+  impl_->queue_released_changed.wait(lock, [&] { return impl_->queue_released || !impl_->thread_running; });
+}
+
+void Flusher::reopen_queue() {
+  std::lock_guard lock(impl_->mutex);
+  if (!impl_->queue_hold) return;
+  impl_->queue_hold = false;
+  ++impl_->activations;  // try at once
   impl_->wake.notify_all();
 }
 

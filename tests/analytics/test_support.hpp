@@ -1,6 +1,7 @@
-// Helpers shared by the analytics suites: direct reads of the SQLite queue
-// file, and LoadedPlugin, the real plugin started against a FakeHost
-// (wep_test/fake_host.hpp) for tests that must call on_event themselves.
+// Helpers shared by the analytics suites (and, for now, bench_catch_up):
+// direct reads of the SQLite queue file, DirectHost (the FakeHost of the
+// analytics plugin) and LoadedPlugin, the real plugin started against it for
+// tests that must call on_event themselves.
 #pragma once
 
 #include <Poco/UUID.h>
@@ -114,6 +115,16 @@ class Db {
                        static_cast<size_t>(sqlite3_column_bytes(stmt, column)));
   }
   sqlite3* db_ = nullptr;
+};
+
+// FakeHost (wep_test/fake_host.hpp) for the analytics plugin: plugin name
+// "analytics"; `event_log`: the host's event log to offer, if any (borrowed).
+class DirectHost final : public FakeHost {
+ public:
+  DirectHost(std::string config_json, const fs::path& data_dir, std::string pseudonymous_id = "test-user",
+             const wep::EventLogSource* event_log = nullptr)
+      : FakeHost("analytics", std::move(config_json), data_dir, std::move(pseudonymous_id), Offer::kEverything,
+                 event_log) {}
 };
 
 // The real plugin file, loaded and started against a FakeHost.

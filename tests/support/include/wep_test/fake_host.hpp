@@ -25,18 +25,21 @@
 
 namespace wep::test {
 
-class FakeHost final : public wep::SettingsSource, public wep::IdentitySource {
+class FakeHost : public wep::SettingsSource, public wep::IdentitySource {
  public:
   enum class Offer { kEverything, kLogOnly };
 
+  // `event_log`: the host's event log to offer (borrowed), or none.
   FakeHost(std::string plugin_name, std::string config_json, const std::filesystem::path& data_dir,
-           std::string pseudonymous_id = "test-user", Offer offer = Offer::kEverything)
+           std::string pseudonymous_id = "test-user", Offer offer = Offer::kEverything,
+           const wep::EventLogSource* event_log = nullptr)
       : pseudonymous_id_(std::move(pseudonymous_id)) {
     if (!data_dir.empty()) std::filesystem::create_directories(data_dir);
     wep::HostServices services;
     if (offer == Offer::kEverything) {
       services.settings = this;
       services.identity = this;
+      services.event_log = event_log;
     }
     services.log = [this](int32_t level, std::string_view, std::string_view message) {
       on_log(level, std::string(message));
@@ -52,6 +55,7 @@ class FakeHost final : public wep::SettingsSource, public wep::IdentitySource {
     api_ = std::make_unique<wep::HostApiTable>(std::move(plugin_name), std::move(config_json), data_dir.string(),
                                                std::move(services), std::move(subscribe));
   }
+  ~FakeHost() override = default;
   FakeHost(const FakeHost&) = delete;
   FakeHost& operator=(const FakeHost&) = delete;
 
