@@ -15,20 +15,20 @@
 // Not run by CTest. Usage: bench_idle [window_seconds] [maintenance_interval_ms]
 // (defaults 60 and the plugin's 60000; a long maintenance interval shows
 // what is left without the maintenance tick).
+#include <Poco/TemporaryFile.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <thread>
+#include <wep_bench/plugin_driver.hpp>
+#include <wep_bench/thread_switches.hpp>
 
-#include "test_support.hpp"
-
-using analytics_test::DirectHost;
-using analytics_test::LoadedPlugin;
-using analytics_test::now_ms;
-using analytics_test::StartedThreadSwitches;
-using analytics_test::stat;
-using analytics_test::TempDir;
+using wep::bench::now_ms;
+using wep::bench::PluginDriver;
+using wep::bench::StartedThreadSwitches;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -40,7 +40,7 @@ constexpr int kDefaultMaintenanceIntervalMs = 60000;
 // Lets start-up and a state change settle before a window opens.
 constexpr auto kSettle = std::chrono::seconds(2);
 
-std::string config(const TempDir& dir, int maintenance_interval_ms) {
+std::string config(const std::filesystem::path& dir, int maintenance_interval_ms) {
   return std::string(R"({"events": {"note.created": {"event_type": "note_created", "properties": ["kind"]}},)") +
          R"( "maintenance_interval_ms": )" + std::to_string(maintenance_interval_ms) + "," +
          R"( "transport": {"plugin": ")" + NDJSON_PATH + R"(", "config": {"path": ")" +
@@ -69,13 +69,14 @@ StartedThreadSwitches::Window measure(StartedThreadSwitches& counter, double sec
 int main(int argc, char** argv) {
   const double window = argc > 1 ? std::max(1.0, std::atof(argv[1])) : 60.0;
   const int maintenance = argc > 2 ? std::max(1, std::atoi(argv[2])) : kDefaultMaintenanceIntervalMs;
-  TempDir dir("wep-bench-idle");
+  Poco::TemporaryFile temp_dir;  // removed with everything in it at exit
+  temp_dir.createDirectories();
+  const std::filesystem::path dir = temp_dir.path();
   std::printf("window: %.0f s per state; flush_interval_ms %d (default), maintenance_interval_ms %d%s\n", window,
               kFlushIntervalMs, maintenance, maintenance == kDefaultMaintenanceIntervalMs ? " (default)" : "");
 
-  DirectHost host(config(dir, maintenance), dir / "data", kUserId);
   StartedThreadSwitches counter;  // before the plugin starts: this thread is not counted
-  LoadedPlugin plugin(ANALYTICS_PATH, host);
+  PluginDriver plugin(ANALYTICS_PATH, config(dir, maintenance), dir / "data", kUserId);
 
   std::this_thread::sleep_for(kSettle);
   report("offline", measure(counter, window), window, maintenance);
@@ -86,11 +87,11 @@ int main(int argc, char** argv) {
 
   plugin.mutation("note.created", R"({"kind": "text"})", 1, now_ms());
   const auto deadline = Clock::now() + std::chrono::seconds(30);
-  while (stat(plugin.stats(), "/delivered") < 1 && Clock::now() < deadline) {
+  while (plugin.stat("/delivered") < 1 && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  if (stat(plugin.stats(), "/delivered") < 1) {
-    std::fprintf(stderr, "bench_idle: the row was not delivered within 30 s: %s\n", plugin.stats().c_str());
+  if (plugin.stat("/delivered") < 1) {
+    std::fprintf(stderr, "bench_idle: the row was not delivered within 30 s\n");
     return 1;
   }
   report("online, idle after a delivery", measure(counter, window), window, maintenance);

@@ -23,6 +23,9 @@
 #include <Poco/Net/HTTPSClientSession.h>
 #include <Poco/Net/NetSSL.h>
 #include <Poco/NullStream.h>
+#include <Poco/Pipe.h>
+#include <Poco/PipeStream.h>
+#include <Poco/Process.h>
 #include <Poco/StreamCopier.h>
 #include <Poco/UUIDGenerator.h>
 #include <malloc.h>
@@ -54,8 +57,6 @@
 #include <vector>
 #include <wep/host_api_table.hpp>
 #include <wep/plugin_host.hpp>
-
-#include "child_process.hpp"
 
 namespace {
 
@@ -98,37 +99,55 @@ void run_calling_thread_on(int cpu) {
   }
 }
 
-// A test-backend process on an ephemeral port; stopped when destroyed.
+// A test-backend process on an ephemeral port (Poco::Process); its stderr
+// (a line per request) goes to a log file; stopped when destroyed.
 class BackendProcess {
  public:
-  explicit BackendProcess(const std::filesystem::path& work_dir) {
+  explicit BackendProcess(const std::filesystem::path& work_dir) : log_(work_dir / "test-backend.log", std::ios::app) {
     // A child starts with its parent thread's CPU mask, and so do the
     // threads it creates.
     if (g_placement.pinned) run_calling_thread_on(g_placement.backend_cpu);
     try {
-      process_.emplace(TEST_BACKEND_PATH,
-                       std::vector<std::string>{"--cert", wep::test::test_certificates().server_cert, "--key",
-                                                wep::test::test_certificates().server_key, "--api-key", kApiKey},
-                       work_dir / "test-backend.log");
+      const Poco::Process::Args args{"--cert",    wep::test::test_certificates().server_cert,
+                                     "--key",     wep::test::test_certificates().server_key,
+                                     "--api-key", kApiKey};
+      handle_.emplace(Poco::Process::launch(TEST_BACKEND_PATH, args, &stdin_, &stdout_, &stderr_));
     } catch (...) {
       if (g_placement.pinned) run_calling_thread_on(g_placement.client_cpu);
       throw;
     }
     if (g_placement.pinned) run_calling_thread_on(g_placement.client_cpu);
-    auto line = process_->read_line(std::chrono::seconds(30));
+    stderr_drain_ = std::thread([this] {
+      Poco::PipeInputStream errors(stderr_);
+      for (std::string line; std::getline(errors, line);) log_ << line << '\n';
+    });
+    Poco::PipeInputStream out(stdout_);
+    std::string line;
+    std::getline(out, line);  // it prints this line once it listens, or exits
     const std::string prefix = "listening https://127.0.0.1:";
-    if (!line || line->rfind(prefix, 0) != 0) throw std::runtime_error("test-backend did not start");
-    port_ = static_cast<uint16_t>(std::stoi(line->substr(prefix.size())));
+    if (line.rfind(prefix, 0) != 0) {
+      stop();
+      throw std::runtime_error("test-backend did not start");
+    }
+    port_ = static_cast<uint16_t>(std::stoi(line.substr(prefix.size())));
   }
-  ~BackendProcess() {
-    process_->close_stdin();  // its lifeline: it exits at end of input
-    process_->wait_exit(std::chrono::seconds(30));
-  }
+  ~BackendProcess() { stop(); }
   uint16_t port() const { return port_; }
   std::string url() const { return "https://localhost:" + std::to_string(port_); }
 
  private:
-  std::optional<delivery_test::ChildProcess> process_;
+  void stop() {
+    if (!handle_) return;
+    stdin_.close(Poco::Pipe::CLOSE_WRITE);  // its lifeline: it exits at end of input
+    handle_->wait();
+    handle_.reset();
+    if (stderr_drain_.joinable()) stderr_drain_.join();
+  }
+
+  std::ofstream log_;
+  Poco::Pipe stdin_, stdout_, stderr_;
+  std::optional<Poco::ProcessHandle> handle_;
+  std::thread stderr_drain_;
   uint16_t port_ = 0;
 };
 

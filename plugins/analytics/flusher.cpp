@@ -249,6 +249,8 @@ void Flusher::Impl::open_queue() {
 }
 
 void Flusher::Impl::run() noexcept {
+  using State = Stats::FlusherState;
+  const auto show = [this](State state) { stats.flusher_state.store(state, std::memory_order_relaxed); };
   std::unique_lock lock(mutex);
   uint64_t seen_activations = activations;
   Clock::time_point not_before = Clock::now();
@@ -268,7 +270,11 @@ void Flusher::Impl::run() noexcept {
       continue;
     }
     if (!active_locked()) {
-      wake.wait(lock, [&] { return stopping || queue_hold || (online && enabled); });
+      wake.wait(lock, [&] {
+        const bool go = stopping || queue_hold || (online && enabled);
+        if (!go) show(State::kPaused);
+        return go;
+      });
       continue;
     }
     if (seen_activations != activations) {  // came (back) online or re-enabled: try at once
@@ -281,18 +287,25 @@ void Flusher::Impl::run() noexcept {
     if (queue_was_empty && !rows_signal) {
       // Nothing queued and nothing stored since: no timer, only a signal ends this wait.
       waiting_for_rows = true;
-      wake.wait(lock, [&] { return !active_locked() || seen_activations != activations || rows_signal; });
+      wake.wait(lock, [&] {
+        const bool go = !active_locked() || seen_activations != activations || rows_signal;
+        if (!go) show(State::kIdle);
+        return go;
+      });
       waiting_for_rows = false;
       continue;
     }
     if (queue_was_empty && rows_signal) not_before = Clock::now();
     if (Clock::now() < not_before) {
       wake.wait_until(lock, not_before, [&] {
-        return !active_locked() || seen_activations != activations || (queue_was_empty && rows_signal);
+        const bool go = !active_locked() || seen_activations != activations || (queue_was_empty && rows_signal);
+        if (!go) show(State::kWaiting);
+        return go;
       });
       continue;
     }
 
+    show(State::kSending);
     rows_signal = false;
     lock.unlock();
     PassResult result;
@@ -336,6 +349,7 @@ void Flusher::Impl::run() noexcept {
   lock.unlock();
   queue.reset();  // applies the deletes still queued, ends its thread
   lock.lock();
+  show(State::kStopped);
   thread_running = false;
   thread_done.notify_all();
   queue_released_changed.notify_all();
@@ -591,6 +605,7 @@ void Flusher::start() {
   impl.stopping = false;
   impl.transport_for_cancel = impl.transport.get();
   impl.thread_running = true;
+  impl.stats.flusher_state.store(Stats::FlusherState::kSettling);
   try {
     impl.thread = std::thread([&impl] {
       pthread_setname_np(pthread_self(), "wep-flusher");  // for ps / top / perf
@@ -605,6 +620,7 @@ void Flusher::start() {
 
 void Flusher::set_online(bool online) {
   std::lock_guard lock(impl_->mutex);
+  if (impl_->thread_running) impl_->stats.flusher_state.store(Stats::FlusherState::kSettling);
   if (online && !impl_->online) ++impl_->activations;
   impl_->online = online;
   if (!online && impl_->sending && impl_->transport_for_cancel) impl_->transport_for_cancel->cancel();
@@ -613,6 +629,7 @@ void Flusher::set_online(bool online) {
 
 void Flusher::set_enabled(bool enabled) {
   std::lock_guard lock(impl_->mutex);
+  if (impl_->thread_running) impl_->stats.flusher_state.store(Stats::FlusherState::kSettling);
   if (enabled && !impl_->enabled) ++impl_->activations;
   impl_->enabled = enabled;
   if (!enabled && impl_->sending && impl_->transport_for_cancel) impl_->transport_for_cancel->cancel();

@@ -63,7 +63,7 @@ struct QueueStore::Statements {
 };
 
 size_t queued_row_bytes(const QueuedRow& row) {
-  return row.event_type.size() + (row.properties_json ? row.properties_json->size() : 0) +
+  return kRowWireOverheadBytes + row.event_type.size() + (row.properties_json ? row.properties_json->size() : 0) +
          (row.user_id ? row.user_id->size() : 0) + row.created_at.size();
 }
 

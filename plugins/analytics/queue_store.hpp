@@ -50,8 +50,13 @@ struct QueuedRow {
   std::string created_at_utc;  // created_at for the wire, see iso8601_utc()
 };
 
-// The bytes of a row that batch byte caps count: event_type + properties +
-// user_id + created_at.
+// Bytes a row takes in a request body, the unit of batch_max_bytes: its text
+// columns (event_type, properties, user_id, created_at) plus
+// kRowWireOverheadBytes, an upper bound of what the transports' row object
+// adds (wep::transport::RowEncoder: the 36-character event id, the five
+// keys, quotes, separators, the 'Z' of the wire time, "null" for a missing
+// value, the body's brackets).
+inline constexpr size_t kRowWireOverheadBytes = 128;
 size_t queued_row_bytes(const QueuedRow& row);
 
 // Row ids first..last, both included. Delivered batches are runs of

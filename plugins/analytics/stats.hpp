@@ -42,6 +42,35 @@ struct Stats {
   std::atomic<int64_t> checkpoint{-1};              // last mutation sequence processed (-1: no log)
   std::atomic<bool> catch_up_on{false};             // the host keeps an event log
 
+  // What the flusher thread is doing, as it last saw its control state
+  // (written by the flusher under its mutex, read by stats).
+  enum class FlusherState : int {
+    kSettling,  // a connectivity or setting change the thread has not acted on yet
+    kPaused,    // offline or disabled: sends nothing until online and enabled
+    kIdle,      // online, the queue was empty: asleep until rows are stored
+    kWaiting,   // flush_interval_ms or a backoff delay before the next pass
+    kSending,   // a pass (read, send, settle) is running
+    kStopped,   // the thread has ended (or never started)
+  };
+  std::atomic<FlusherState> flusher_state{FlusherState::kStopped};
+  static const char* flusher_state_name(FlusherState state) {
+    switch (state) {
+      case FlusherState::kSettling:
+        return "settling";
+      case FlusherState::kPaused:
+        return "paused";
+      case FlusherState::kIdle:
+        return "idle";
+      case FlusherState::kWaiting:
+        return "waiting";
+      case FlusherState::kSending:
+        return "sending";
+      case FlusherState::kStopped:
+        return "stopped";
+    }
+    return "?";
+  }
+
   void set_last_error(std::string message) {
     std::lock_guard lock(mutex_);
     last_error_ = std::move(message);

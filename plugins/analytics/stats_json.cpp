@@ -51,6 +51,8 @@ std::string stats_json(const Stats& s, const StatsView& view) {
   counter("systemic_failures", s.systemic_failures);
   counter("requeued", s.requeued);
   counter("corrupt_recoveries", s.corrupt_recoveries);
+  w.Key("flusher");
+  w.String(Stats::flusher_state_name(s.flusher_state.load()));
   w.Key("catch_up");
   w.StartObject();
   w.Key("on");

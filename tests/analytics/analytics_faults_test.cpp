@@ -17,7 +17,7 @@
 #include "test_support.hpp"
 
 using analytics_test::Db;
-using analytics_test::DirectHost;
+using analytics_test::FakeHost;
 using analytics_test::LoadedPlugin;
 using analytics_test::now_ms;
 using analytics_test::stat;
@@ -227,7 +227,8 @@ BOOST_AUTO_TEST_CASE(a_damaged_page_is_found_moved_aside_and_the_host_carries_on
 BOOST_AUTO_TEST_CASE(stop_with_a_full_buffer_stores_everything_accepted) {
   TempDir dir;
   const fs::path data = dir / "data";
-  DirectHost host("{" + std::string(kEvents) + R"(, "buffer_capacity": 100, "busy_timeout_ms": 120000})", data);
+  FakeHost host("analytics", "{" + std::string(kEvents) + R"(, "buffer_capacity": 100, "busy_timeout_ms": 120000})",
+                data);
   LoadedPlugin plugin(ANALYTICS_PATH, host);
   const auto drops = [&] { return stat(plugin.stats(), "/dropped/buffer_full"); };
 
@@ -272,9 +273,16 @@ BOOST_AUTO_TEST_CASE(two_processes_share_one_queue_file) {
   const fs::path shared = dir / "shared.db";
   const std::string config = "{" + std::string(kEvents) + R"(, "database": ")" + shared.string() + "\"}";
   constexpr int kPerProcess = 3000;
-  const auto produce = [&](const std::string& who, int first_n) -> std::string {
-    DirectHost host(config, dir / who, who);
+  // Start barrier: each process has its plugin started (the shared file
+  // open) before either writes, so the writes really overlap.
+  int child_ready[2], parent_ready[2];
+  BOOST_TEST_REQUIRE(pipe(child_ready) == 0);
+  BOOST_TEST_REQUIRE(pipe(parent_ready) == 0);
+  const auto produce = [&](const std::string& who, int first_n, int tell_fd, int wait_fd) -> std::string {
+    FakeHost host("analytics", config, dir / who, who);
     LoadedPlugin plugin(ANALYTICS_PATH, host);
+    char byte = 'r';
+    if (write(tell_fd, &byte, 1) != 1 || read(wait_fd, &byte, 1) != 1) return who + ": the start barrier broke";
     for (int i = 0; i < kPerProcess; ++i) {
       plugin.mutation("note.created", payload_n(first_n + i), i + 1, now_ms());
       if (i % 500 == 499) plugin.pending();  // many interleaved transactions
@@ -284,10 +292,11 @@ BOOST_AUTO_TEST_CASE(two_processes_share_one_queue_file) {
     return plugin.stop() == WEP_OK ? "" : who + ": stop failed";
   };
   // Forked while this process has no threads; then both write at once.
-  const Child child = spawn_child([&] { return produce("child", 100000); }, false);
-  const std::string parent_verdict = produce("parent", 0);
+  const Child child = spawn_child([&] { return produce("child", 100000, child_ready[1], parent_ready[0]); }, false);
+  const std::string parent_verdict = produce("parent", 0, parent_ready[1], child_ready[0]);
   BOOST_TEST(join_child(child) == "");
   BOOST_TEST(parent_verdict == "");
+  for (int fd : {child_ready[0], child_ready[1], parent_ready[0], parent_ready[1]}) close(fd);
 
   Db db(shared);
   BOOST_TEST(db.integer("SELECT count(*) FROM analytics_queue") == 2 * kPerProcess);
@@ -298,7 +307,7 @@ BOOST_AUTO_TEST_CASE(two_processes_share_one_queue_file) {
 
 BOOST_AUTO_TEST_CASE(an_unclear_analytics_enabled_value_counts_as_false) {
   TempDir dir;
-  DirectHost host("{" + std::string(kEvents) + "}", dir / "data");
+  FakeHost host("analytics", "{" + std::string(kEvents) + "}", dir / "data");
   host.set_setting("analytics_enabled", "\"no\"");  // neither true nor false: privacy first
   LoadedPlugin plugin(ANALYTICS_PATH, host);
   plugin.mutation("note.created", payload_n(1), 1, now_ms());
@@ -312,19 +321,52 @@ BOOST_AUTO_TEST_CASE(an_unclear_analytics_enabled_value_counts_as_false) {
   BOOST_TEST(host.subscribed() == 7u);  // mutations, connectivity, settings
 }
 
-BOOST_AUTO_TEST_CASE(load_use_unload_cycles_leave_nothing_mapped) {
+// 100 cycles of the real plugin with the real ndjson transport: half of
+// them offline (the queue grows), half online (the flusher delivers what is
+// queued and the stop may land while it sends). Nothing stays mapped, and
+// every row is delivered once in the end.
+BOOST_AUTO_TEST_CASE(load_use_unload_100_times_offline_and_online_leaves_nothing_mapped) {
   TempDir dir;
-  const std::string config = "{" + std::string(kEvents) + R"(, "transport": {"plugin": ")" + NDJSON_PATH +
-                             R"(", "config": {"path": "out.ndjson", "fsync": false}}})";
-  for (int cycle = 0; cycle < 20; ++cycle) {
+  const fs::path delivered = dir / "data" / "transport" / "out.ndjson";
+  const std::string config = "{" + std::string(kEvents) + R"(, "flush_interval_ms": 5, "transport": {"plugin": ")" +
+                             NDJSON_PATH + R"(", "config": {"path": "out.ndjson", "fsync": false}}})";
+  constexpr int kCycles = 100;
+  constexpr int kPerCycle = 10;
+  for (int cycle = 0; cycle < kCycles; ++cycle) {
     {
-      DirectHost host(config, dir / "data");
+      FakeHost host("analytics", config, dir / "data");
       LoadedPlugin plugin(ANALYTICS_PATH, host);
-      for (int i = 0; i < 10; ++i) plugin.mutation("note.created", payload_n(cycle * 10 + i), i + 1, now_ms());
-      BOOST_TEST(plugin.pending() == 10 * (cycle + 1));  // offline: the queue grows
+      const bool online = cycle % 2 == 1;
+      if (online) plugin.connectivity(true);
+      for (int i = 0; i < kPerCycle; ++i) {
+        plugin.mutation("note.created", payload_n(cycle * kPerCycle + i), i + 1, now_ms());
+      }
+      const int64_t pending = plugin.pending();
+      if (!online) BOOST_TEST(pending >= kPerCycle);  // offline: nothing leaves
       BOOST_TEST(plugin.stop() == WEP_OK);
     }
-    BOOST_TEST(dlopen(ANALYTICS_PATH, RTLD_NOW | RTLD_NOLOAD) == nullptr);
-    BOOST_TEST(dlopen(NDJSON_PATH, RTLD_NOW | RTLD_NOLOAD) == nullptr);
+    BOOST_TEST_REQUIRE(dlopen(ANALYTICS_PATH, RTLD_NOW | RTLD_NOLOAD) == nullptr, "analytics mapped after " << cycle);
+    BOOST_TEST_REQUIRE(dlopen(NDJSON_PATH, RTLD_NOW | RTLD_NOLOAD) == nullptr, "ndjson mapped after " << cycle);
   }
+  {
+    // The last life drains what the stops left queued.
+    FakeHost host("analytics", config, dir / "data");
+    LoadedPlugin plugin(ANALYTICS_PATH, host);
+    plugin.connectivity(true);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (plugin.pending() != 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    BOOST_TEST(plugin.pending() == 0);
+  }
+  std::ifstream in(delivered);
+  std::set<std::string> ids;
+  int lines = 0;
+  for (std::string line; std::getline(in, line); ++lines) {
+    rapidjson::Document row;
+    BOOST_TEST_REQUIRE(!row.Parse(line.c_str()).HasParseError());
+    ids.insert(row["event_id"].GetString());
+  }
+  BOOST_TEST(lines == kCycles * kPerCycle);
+  BOOST_TEST(ids.size() == static_cast<size_t>(kCycles * kPerCycle));
 }

@@ -10,6 +10,7 @@
 #include <numeric>
 #include <set>
 #include <thread>
+#include <wep_bench/thread_switches.hpp>
 
 #include "test_support.hpp"
 
@@ -121,10 +122,15 @@ BOOST_AUTO_TEST_CASE(opt_out_flush_sends_nothing_until_enabled_again) {
 
   host.set_setting("analytics_enabled", "false");
   host.set_online(true);
-  // Disabled and online: the flush is skipped. (A bounded wait is the only
-  // way to observe "nothing happens"; the positive case below proves the
-  // transport would have delivered within it.)
-  BOOST_TEST(host.wait_delivered(std::chrono::milliseconds(300)).value_or(-1) == 3);
+  BOOST_TEST(host.pending().value_or(-1) == 3);  // barrier: the plugin has handed both changes to its flusher
+  // Disabled and online: the flusher thread itself has seen both changes and
+  // parked; from there only a change of either wakes it.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (stat_text(host.stats_json(), "/plugins/analytics/flusher") != "paused" &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  BOOST_TEST(stat_text(host.stats_json(), "/plugins/analytics/flusher") == "paused");
   BOOST_TEST(analytics_stat(host, "/requests") == 0);
   BOOST_TEST((!fs::exists(ndjson) || fs::file_size(ndjson) == 0));
   BOOST_TEST(Db(queue_file(dir)).rows().size() == 3u);  // rows kept
@@ -150,8 +156,8 @@ BOOST_AUTO_TEST_CASE(an_idle_plugin_does_not_poll_offline_or_online) {
       R"(, "flush_interval_ms": 100, "maintenance_interval_ms": 3600000, "transport": {"plugin": ")" +
       std::string(NDJSON_PATH) + R"(", "config": {"path": ")" + (dir / "delivered.ndjson").string() +
       R"(", "fsync": false}}})";
-  analytics_test::DirectHost host(config, dir / "data");
-  analytics_test::StartedThreadSwitches counter;  // this thread is not the plugin's
+  analytics_test::FakeHost host("analytics", config, dir / "data");
+  wep::bench::StartedThreadSwitches counter;  // this thread is not the plugin's
   analytics_test::LoadedPlugin plugin(ANALYTICS_PATH, host);
   // Wake-ups allowed in a 1 s idle window: a polling flusher at 100 ms makes
   // dozens (it and the flusher-db thread wake on every pass).
@@ -195,12 +201,12 @@ BOOST_AUTO_TEST_CASE(rows_another_connection_stored_are_sent_at_the_maintenance_
       R"(, "flush_interval_ms": 100, "maintenance_interval_ms": 300, "transport": {"plugin": ")" +
       std::string(NDJSON_PATH) + R"(", "config": {"path": ")" + (dir / "delivered.ndjson").string() +
       R"(", "fsync": false}}})";
-  analytics_test::DirectHost sender_host(sender_config, dir / "sender");
+  analytics_test::FakeHost sender_host("analytics", sender_config, dir / "sender");
   analytics_test::LoadedPlugin sender(ANALYTICS_PATH, sender_host);
   sender.connectivity(true);
   std::this_thread::sleep_for(300ms);  // its first pass finds the queue empty: it sleeps
   {
-    analytics_test::DirectHost other_host("{" + std::string(kEvents) + database + "}", dir / "other");
+    analytics_test::FakeHost other_host("analytics", "{" + std::string(kEvents) + database + "}", dir / "other");
     analytics_test::LoadedPlugin other(ANALYTICS_PATH, other_host);
     other.mutation("note.created", payload_n(7), 1, now_ms());
     // A barrier (the row is in the shared file); the sender's tick may

@@ -1,8 +1,7 @@
-// Helpers shared by the analytics suites and the analytics benchmark:
-// temporary directories, direct reads of the SQLite queue file, and
-// DirectHost, a minimal in-test implementation of wep_host_api for loading
-// the real plugin without the host stub (the handler benchmark and tests
-// that must call on_event themselves).
+// Helpers shared by the analytics suites (and, for now, bench_catch_up):
+// direct reads of the SQLite queue file, DirectHost (the FakeHost of the
+// analytics plugin) and LoadedPlugin, the real plugin started against it for
+// tests that must call on_event themselves.
 #pragma once
 
 #include <Poco/UUID.h>
@@ -24,12 +23,14 @@
 #include <vector>
 #include <wep/host_api_table.hpp>
 #include <wep/plugin_host.hpp>
+#include <wep_test/fake_host.hpp>
 #include <wep_test/temp_dir.hpp>
 
 namespace analytics_test {
 
 namespace fs = std::filesystem;
 
+using wep::test::FakeHost;
 using wep::test::TempDir;
 
 // One analytics_queue row as read back from the file.
@@ -116,86 +117,20 @@ class Db {
   sqlite3* db_ = nullptr;
 };
 
-// A minimal host for loading the plugin directly: fixed config, data dir,
-// settings and pseudonymous id; log lines are kept and can be waited for.
-// Thread-safe like the contract requires.
-class DirectHost final : public wep::SettingsSource, public wep::IdentitySource {
+// FakeHost (wep_test/fake_host.hpp) for the analytics plugin: plugin name
+// "analytics"; `event_log`: the host's event log to offer, if any (borrowed).
+class DirectHost final : public FakeHost {
  public:
-  // `event_log`: the host's event log, if it has one (borrowed).
   DirectHost(std::string config_json, const fs::path& data_dir, std::string pseudonymous_id = "test-user",
              const wep::EventLogSource* event_log = nullptr)
-      : pseudonymous_id_(std::move(pseudonymous_id)) {
-    fs::create_directories(data_dir);
-    wep::HostServices services;
-    services.event_log = event_log;
-    services.settings = this;
-    services.identity = this;
-    services.log = [this](int32_t level, std::string_view, std::string_view message) {
-      on_log(level, std::string(message));
-    };
-    api_ = std::make_unique<wep::HostApiTable>("analytics", std::move(config_json), data_dir.string(), services,
-                                               [this](uint32_t kinds) {
-                                                 std::lock_guard lock(mutex_);
-                                                 subscribed_ = kinds;
-                                                 return WEP_OK;
-                                               });
-  }
-  DirectHost(const DirectHost&) = delete;
-  DirectHost& operator=(const DirectHost&) = delete;
-
-  const wep_host_api* api() const { return api_->get(); }
-  std::optional<std::string> setting_json(std::string_view key) const override {
-    std::lock_guard lock(mutex_);
-    auto it = settings_.find(std::string(key));
-    if (it == settings_.end()) return std::nullopt;
-    return it->second;
-  }
-  std::optional<std::string> pseudonymous_id() const override { return pseudonymous_id_; }
-  void set_setting(const std::string& key, const std::string& value_json) {
-    std::lock_guard lock(mutex_);
-    settings_[key] = value_json;
-  }
-  uint32_t subscribed() const {
-    std::lock_guard lock(mutex_);
-    return subscribed_;
-  }
-  std::vector<std::string> log_lines() const {
-    std::lock_guard lock(mutex_);
-    return log_;
-  }
-  // Waits until a log line contains `needle`; false at the timeout.
-  bool wait_for_log(const std::string& needle, std::chrono::milliseconds timeout) {
-    std::unique_lock lock(mutex_);
-    return logged_.wait_for(lock, timeout, [&] {
-      for (const auto& line : log_) {
-        if (line.find(needle) != std::string::npos) return true;
-      }
-      return false;
-    });
-  }
-
- private:
-  void on_log(int32_t level, std::string line) {
-    {
-      std::lock_guard lock(mutex_);
-      log_.push_back(std::to_string(level) + " " + std::move(line));
-    }
-    logged_.notify_all();
-  }
-
-  const std::string pseudonymous_id_;
-  mutable std::mutex mutex_;
-  std::condition_variable logged_;
-  std::map<std::string, std::string> settings_;
-  std::vector<std::string> log_;
-  uint32_t subscribed_ = 0;
-  std::unique_ptr<wep::HostApiTable> api_;  // last: its functions use the members above
+      : FakeHost("analytics", std::move(config_json), data_dir, std::move(pseudonymous_id), Offer::kEverything,
+                 event_log) {}
 };
 
-// The real plugin file, loaded and started against a DirectHost.
+// The real plugin file, loaded and started against a FakeHost.
 class LoadedPlugin {
  public:
-  LoadedPlugin(const std::string& plugin_path, DirectHost& host) {
+  LoadedPlugin(const std::string& plugin_path, FakeHost& host) {
     std::string error;
     library_ = wep::PluginLibrary::open(plugin_path, error);
     if (!library_) throw std::runtime_error(error);
@@ -308,83 +243,5 @@ inline int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
-
-// Context switches (voluntary + involuntary) of one thread of this process, as
-// /proc/self/task/<tid>/status counts them; every one is a wake-up or a
-// preemption. Threads are told apart by id and named by their comm.
-struct ThreadSwitches {
-  std::string name;
-  int64_t switches = 0;
-};
-
-// Every thread of this process now, by thread id. A thread that ends while
-// being read is left out.
-inline std::map<long, ThreadSwitches> thread_switches() {
-  std::map<long, ThreadSwitches> out;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator("/proc/self/task", ec)) {
-    long tid = 0;
-    try {
-      tid = std::stol(entry.path().filename().string());
-    } catch (...) {
-      continue;
-    }
-    std::ifstream in(entry.path() / "status");
-    ThreadSwitches t;
-    bool found = false;
-    for (std::string line; std::getline(in, line);) {
-      const auto colon = line.find(':');
-      if (colon == std::string::npos) continue;
-      const std::string key = line.substr(0, colon);
-      std::string value = line.substr(colon + 1);
-      value.erase(0, value.find_first_not_of(" \t"));
-      if (key == "Name") {
-        t.name = value;
-      } else if (key == "voluntary_ctxt_switches" || key == "nonvoluntary_ctxt_switches") {
-        t.switches += std::stoll(value);
-        found = true;
-      }
-    }
-    if (found) out[tid] = std::move(t);
-  }
-  return out;
-}
-
-// Wake-ups of the threads a component starts: construct it before the
-// component starts (the threads alive then, e.g. the caller's, are never
-// counted), then begin() and end() a window. end() counts the context
-// switches within the window of every thread that was not alive at
-// construction (a thread started inside the window counts from zero).
-class StartedThreadSwitches {
- public:
-  StartedThreadSwitches() : baseline_(thread_switches()) {}
-  void begin() { start_ = thread_switches(); }
-  struct Window {
-    int64_t switches = 0;
-    std::map<long, ThreadSwitches> threads;  // per started thread, switches within the window
-    std::string describe() const {
-      std::string text;
-      for (const auto& [tid, t] : threads) {
-        text += (text.empty() ? "" : ", ") + t.name + " " + std::to_string(t.switches);
-      }
-      return text.empty() ? "no started threads" : text;
-    }
-  };
-  Window end() const {
-    Window w;
-    for (auto& [tid, t] : thread_switches()) {
-      if (baseline_.count(tid)) continue;
-      const auto before = start_.find(tid);
-      ThreadSwitches delta{t.name, t.switches - (before == start_.end() ? 0 : before->second.switches)};
-      w.switches += delta.switches;
-      w.threads[tid] = std::move(delta);
-    }
-    return w;
-  }
-
- private:
-  std::map<long, ThreadSwitches> baseline_;
-  std::map<long, ThreadSwitches> start_;
-};
 
 }  // namespace analytics_test

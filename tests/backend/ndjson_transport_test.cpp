@@ -167,9 +167,10 @@ BOOST_AUTO_TEST_CASE(bad_configs_are_refused_naming_the_key) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(load_start_send_stop_unload_cycles) {
+BOOST_AUTO_TEST_CASE(load_start_send_stop_unload_100_times) {
   TempDir dir;
-  for (int cycle = 0; cycle < 10; ++cycle) {
+  constexpr int kCycles = 100;
+  for (int cycle = 0; cycle < kCycles; ++cycle) {
     {
       LoadedTransport transport(NDJSON_PATH, "{\"path\":\"events.ndjson\"}", dir.str());
       BOOST_REQUIRE_EQUAL(transport.start(), "");
@@ -179,5 +180,5 @@ BOOST_AUTO_TEST_CASE(load_start_send_stop_unload_cycles) {
     }
     BOOST_REQUIRE_MESSAGE(!wep::test::is_mapped(NDJSON_PATH), "still mapped after cycle " << cycle);
   }
-  BOOST_CHECK_EQUAL(read_lines(dir.path() / "events.ndjson").size(), 10u);
+  BOOST_CHECK_EQUAL(read_lines(dir.path() / "events.ndjson").size(), static_cast<size_t>(kCycles));
 }

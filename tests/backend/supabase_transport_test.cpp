@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <thread>
@@ -318,35 +319,97 @@ BOOST_AUTO_TEST_CASE(a_reset_after_storing_is_retried_without_duplicates) {
   BOOST_CHECK_EQUAL(f.backend.counters().duplicates_ignored, 3u);
 }
 
+// How long `send` took, in ms.
+template <typename Send>
+int64_t elapsed_ms(Send&& send) {
+  const auto started = std::chrono::steady_clock::now();
+  send();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+}
+
 BOOST_AUTO_TEST_CASE(a_slow_reply_is_bounded_by_the_timeout) {
   Fixture f({}, ",\"timeout_ms\":300");
   Rows rows;
   rows.add(1);
-  f.backend.delay_next(1, std::chrono::hours(1));  // held until released: only the timeout can end the send
-  const auto outcome = f.transport.send(rows);
+  f.backend.delay_next(1, 20s);  // only the timeout can end the send well before this
+  wep::test::Outcome outcome;
+  const int64_t took = elapsed_ms([&] { outcome = f.transport.send(rows); });
   CHECK_VERDICT(outcome, WEP_VERDICT_RETRY_LATER);
-  BOOST_CHECK(outcome.reason.find("300 ms") != std::string::npos);
+  BOOST_TEST_MESSAGE("a reply held for 20 s, timeout_ms 300: send returned after " << took << " ms");
+  BOOST_CHECK_GE(took, 250);   // not before the timeout (the phase timer may round down a little)
+  BOOST_CHECK_LT(took, 5000);  // a generous bound, far below the 20 s hold
   f.backend.release_delayed();
   Rows next;
   next.add(2);
   CHECK_VERDICT(f.transport.send(next), WEP_VERDICT_DELIVERED);
 }
 
+// Listens (the kernel completes TCP connects) but never accepts nor answers:
+// a TLS handshake to it never completes.
+struct SilentServer {
+  Poco::Net::ServerSocket socket{Poco::Net::SocketAddress("127.0.0.1", 0)};
+  std::string url() const { return "https://localhost:" + std::to_string(socket.address().port()); }
+  std::string config(uint32_t timeout_ms) const {
+    return "{\"url\":\"" + url() + "\",\"api_key\":\"k\",\"timeout_ms\":" + std::to_string(timeout_ms) +
+           ",\"ca_file\":\"" + test_certificates().ca_file + "\"}";
+  }
+};
+
 BOOST_AUTO_TEST_CASE(a_server_that_never_answers_the_tls_handshake_is_bounded_by_the_timeout) {
-  // Listens (the kernel completes TCP connects) but never accepts nor answers.
-  Poco::Net::ServerSocket silent(Poco::Net::SocketAddress("127.0.0.1", 0));
+  SilentServer silent;
   TempDir dir;
-  LoadedTransport transport(SUPABASE_PATH,
-                            "{\"url\":\"https://localhost:" + std::to_string(silent.address().port()) +
-                                "\",\"api_key\":\"k\",\"timeout_ms\":300,\"ca_file\":\"" + test_certificates().ca_file +
-                                "\"}",
-                            dir.str());
+  LoadedTransport transport(SUPABASE_PATH, silent.config(300), dir.str());
   BOOST_REQUIRE_EQUAL(transport.start(), "");
   Rows rows;
   rows.add(1);
-  const auto outcome = transport.send(rows);
+  // A watchdog turns a send that ignores its timeout into a failed check, not a hang.
+  std::atomic<bool> sent{false};
+  std::thread watchdog([&] {
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (!sent.load() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+    if (!sent.load()) transport.cancel();
+  });
+  wep::test::Outcome outcome;
+  const int64_t took = elapsed_ms([&] { outcome = transport.send(rows); });
+  sent.store(true);
+  watchdog.join();
   CHECK_VERDICT(outcome, WEP_VERDICT_RETRY_LATER);
-  BOOST_CHECK_MESSAGE(outcome.reason.find("300 ms") != std::string::npos, outcome.reason);
+  BOOST_TEST_MESSAGE("handshake never answered, timeout_ms 300: send returned after " << took << " ms");
+  BOOST_CHECK_GE(took, 250);
+  BOOST_CHECK_LT(took, 5000);
+}
+
+// cancel() ends a send stuck in the TLS handshake (timeout 30 s).
+// The gate: the server has the connection in its accept queue, so the
+// client has connected and is waiting for the server's handshake reply.
+BOOST_AUTO_TEST_CASE(cancel_ends_a_send_stuck_in_the_tls_handshake) {
+  SilentServer silent;
+  TempDir dir;
+  LoadedTransport transport(SUPABASE_PATH, silent.config(30000), dir.str());  // 30 s: only cancel() ends it sooner
+  BOOST_REQUIRE_EQUAL(transport.start(), "");
+  Rows rows;
+  rows.add(1);
+  std::atomic<int64_t> cancelled_after_ms{-1};
+  const auto started = std::chrono::steady_clock::now();
+  std::thread canceller([&] {
+    // Accepting here does not answer anything: the client's ClientHello waits unread.
+    BOOST_CHECK(silent.socket.poll(Poco::Timespan(20, 0), Poco::Net::Socket::SELECT_READ));
+    Poco::Net::StreamSocket accepted = silent.socket.acceptConnection();
+    Poco::Timespan wait(20, 0);
+    BOOST_CHECK(accepted.poll(wait, Poco::Net::Socket::SELECT_READ));  // the ClientHello arrived: in the handshake
+    cancelled_after_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+    transport.cancel();
+    BOOST_CHECK(accepted.poll(wait, Poco::Net::Socket::SELECT_READ));  // the client closes its end
+  });
+  wep::test::Outcome outcome;
+  const int64_t took = elapsed_ms([&] { outcome = transport.send(rows); });
+  canceller.join();
+  CHECK_VERDICT(outcome, WEP_VERDICT_RETRY_LATER);
+  BOOST_CHECK_MESSAGE(outcome.reason.find("cancelled") != std::string::npos, outcome.reason);
+  BOOST_TEST_MESSAGE("cancelled after " << cancelled_after_ms.load() << " ms, send returned after " << took << " ms");
+  BOOST_CHECK_GE(cancelled_after_ms.load(), 0);
+  BOOST_CHECK_LT(took - cancelled_after_ms.load(), 5000);  // generous; a minute-long handshake would not end
 }
 
 BOOST_AUTO_TEST_CASE(a_host_name_that_does_not_resolve_is_retried_later) {
@@ -535,10 +598,11 @@ BOOST_AUTO_TEST_CASE(bad_configs_are_refused_naming_the_key) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(load_start_send_stop_unload_twenty_times) {
+BOOST_AUTO_TEST_CASE(load_start_send_stop_unload_100_times) {
   Backend backend;
   TempDir dir;
-  for (int cycle = 0; cycle < 20; ++cycle) {
+  constexpr int kCycles = 100;
+  for (int cycle = 0; cycle < kCycles; ++cycle) {
     {
       LoadedTransport transport(SUPABASE_PATH, config_for(backend), dir.str());
       BOOST_REQUIRE_EQUAL(transport.start(), "");
@@ -549,5 +613,5 @@ BOOST_AUTO_TEST_CASE(load_start_send_stop_unload_twenty_times) {
     }
     BOOST_REQUIRE_MESSAGE(!wep::test::is_mapped(SUPABASE_PATH), "the plugin is still mapped after cycle " << cycle);
   }
-  BOOST_CHECK_EQUAL(backend.row_count(), 20u);
+  BOOST_CHECK_EQUAL(backend.row_count(), static_cast<size_t>(kCycles));
 }

@@ -6,12 +6,12 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
 #include <wep/host_api_table.hpp>
 #include <wep/plugin_host.hpp>
+#include <wep_test/fake_host.hpp>
 #include <wep_test/mapped_library.hpp>
 #include <wep_test/temp_dir.hpp>
 
@@ -61,24 +61,19 @@ struct Outcome {
   std::string reason;
 };
 
-// One transport instance on its own library handle, with a host api that
+// One transport instance on its own library handle, with a FakeHost that
 // offers config, data_dir and log only (as a flusher gives it).
 class LoadedTransport {
  public:
-  LoadedTransport(const std::string& plugin_path, std::string config_json, std::string data_dir)
-      : config_json_(std::move(config_json)), data_dir_(std::move(data_dir)) {
+  LoadedTransport(const std::string& plugin_path, std::string config_json, std::string data_dir) {
     std::string error;
     library_ = wep::PluginLibrary::open(plugin_path, error);
     if (!library_) throw std::runtime_error(error);
     if (!library_->descriptor().transport) throw std::runtime_error(plugin_path + " is not a transport");
-    wep::HostServices services;  // as a flusher gives it: log only
-    services.log = [this](int32_t, std::string_view, std::string_view message) {
-      std::lock_guard lock(log_mutex_);
-      logs_.emplace_back(message);
-    };
-    api_ = std::make_unique<wep::HostApiTable>(library_->name(), config_json_, data_dir_, std::move(services));
+    host_ =
+        std::make_unique<FakeHost>(library_->name(), std::move(config_json), data_dir, "", FakeHost::Offer::kLogOnly);
     handle_ = std::make_unique<wep::TransportHandle>(library_);
-    if (!handle_->create(api_->get(), error)) throw std::runtime_error("create failed: " + error);
+    if (!handle_->create(host_->api(), error)) throw std::runtime_error("create failed: " + error);
   }
   ~LoadedTransport() { unload(); }
 
@@ -118,19 +113,13 @@ class LoadedTransport {
     library_.reset();
   }
 
-  std::vector<std::string> logs() const {
-    std::lock_guard lock(log_mutex_);
-    return logs_;
-  }
+  // Every line the transport logged, as "<level> <message>".
+  std::vector<std::string> logs() const { return host_->log_lines(); }
 
  private:
-  std::string config_json_;
-  std::string data_dir_;
-  std::unique_ptr<wep::HostApiTable> api_;  // outlives the instance
+  std::unique_ptr<FakeHost> host_;  // outlives the instance
   std::shared_ptr<const wep::PluginLibrary> library_;
   std::unique_ptr<wep::TransportHandle> handle_;
-  mutable std::mutex log_mutex_;
-  std::vector<std::string> logs_;
 };
 
 inline std::string verdict_name(int32_t kind) {

@@ -32,11 +32,12 @@
 #include <test_backend/backend.hpp>
 #include <thread>
 #include <vector>
+#include <wep_test/child_process.hpp>
 
-#include "child_process.hpp"
 #include "delivery_support.hpp"
 
 using namespace delivery_test;
+using wep::test::ChildProcess;
 using namespace std::chrono_literals;
 
 namespace {

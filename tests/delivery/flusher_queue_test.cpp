@@ -127,11 +127,14 @@ BOOST_FIXTURE_TEST_CASE(dead_letters_leave_the_queue_with_their_reason, Fixture)
 }
 
 BOOST_FIXTURE_TEST_CASE(the_byte_cap_limits_a_batch_but_a_large_first_row_still_goes, Fixture) {
-  insert(1, 30, std::string(100, 'x'));  // ~160 bytes per row as counted
+  insert(1, 30, std::string(100, 'x'));  // ~290 bytes per row in a request body
   FlusherQueue queue(path, {}, stats, 100, 1024);
   const auto batch = queue.next_batch();
-  BOOST_TEST(batch.size() >= 5u);
-  BOOST_TEST(batch.size() <= 7u);
+  size_t bytes = 0;
+  for (const auto& row : batch) bytes += analytics::queued_row_bytes(row);
+  BOOST_TEST(batch.size() >= 2u);
+  BOOST_TEST(bytes <= 1024u);                                              // within the cap
+  BOOST_TEST(bytes + analytics::queued_row_bytes(batch.front()) > 1024u);  // and as full as it can be (equal rows)
 
   Fixture big;
   big.insert(1, 2, std::string(2000, 'y'));

@@ -110,7 +110,7 @@ BOOST_AUTO_TEST_CASE(rows_stored_while_online_are_sent_without_going_offline) {
 BOOST_AUTO_TEST_CASE(byte_cap_limits_each_request) {
   TempDir dir;
   AnalyticsOptions options = scripted("{}");
-  options.batch_max_bytes = 1024;  // the minimum; a row counts ~80 bytes (type, properties, user id, time)
+  options.batch_max_bytes = 1024;  // the minimum; a row counts ~210 bytes (its columns and its JSON on the wire)
   host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, options));
   mutate_notes(host, 1, 60);
   host.set_online(true);
@@ -237,6 +237,27 @@ BOOST_AUTO_TEST_CASE(permanent_failure_keeps_every_row_reports_and_backs_off_at_
   BOOST_TEST(dead_letters(analytics_db(dir.path())).empty());
 }
 
+// Over several attempts, not only the first: each permanent failure waits
+// the whole backoff_max_ms. An exponential backoff from 5 ms would make the
+// first four requests within about 40 ms.
+BOOST_AUTO_TEST_CASE(permanent_failures_keep_backing_off_at_the_maximum_over_time) {
+  TempDir dir;
+  AnalyticsOptions options = scripted(R"({"fail_first":1000000,"fail_kind":"failed"})");
+  options.backoff_initial_ms = 5;
+  options.backoff_max_ms = 400;
+  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, options));
+  mutate_notes(host, 1, 10);
+  const auto started = std::chrono::steady_clock::now();
+  host.set_online(true);
+  BOOST_TEST_REQUIRE(eventually([&] { return stat(host, "requests") >= 4; }, 30s));
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  BOOST_TEST_MESSAGE("4 requests after " << took.count() << " ms");
+  BOOST_TEST(took.count() >= 3 * 400, "3 waits of backoff_max_ms expected, 4 requests after " << took.count() << " ms");
+  BOOST_TEST(took.count() < 20000);  // it keeps trying
+  BOOST_TEST(host.pending().value_or(-1) == 10);
+  BOOST_TEST(stat(host, "delivered") == 0);
+}
+
 BOOST_AUTO_TEST_CASE(disabled_sends_nothing_keeps_rows_and_resumes_when_enabled) {
   TempDir dir;
   host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, scripted("{}")));
@@ -246,6 +267,9 @@ BOOST_AUTO_TEST_CASE(disabled_sends_nothing_keeps_rows_and_resumes_when_enabled)
   host.set_online(false);
   host.set_online(true);
   BOOST_TEST(host.pending().value_or(-1) == 10);  // a barrier: the plugin has seen every change above
+  // The flusher thread has acted on the last change and parked: only a
+  // change of connectivity or setting wakes it again.
+  BOOST_TEST(eventually([&] { return stat_text(host, "flusher") == "paused"; }));
   BOOST_TEST(stat(host, "requests") == 0);
   BOOST_TEST(queue_rows(analytics_db(dir.path())) == 10);
 

@@ -17,11 +17,12 @@
 #include <string>
 #include <test_backend/backend.hpp>
 #include <vector>
+#include <wep_test/child_process.hpp>
 
-#include "child_process.hpp"
 #include "delivery_support.hpp"
 
 using namespace delivery_test;
+using wep::test::ChildProcess;
 using namespace std::chrono_literals;
 using wep::test::Backend;
 using wep::test::BackendOptions;
@@ -140,6 +141,13 @@ BOOST_AUTO_TEST_CASE(the_api_key_is_never_printed_on_any_failure_path) {
     backend.throttle_next(1000000, "1");
     expect_failure_without_the_key("429", backend.url(), "429");
   }
+  {
+    Backend backend(backend_with_the_key());
+    backend.delay_next(1000000, 60s);  // every reply held past the 1 s timeout
+    expect_failure_without_the_key("timeout", backend.url());
+  }
+  // .invalid never resolves (RFC 6761): the lookup fails.
+  expect_failure_without_the_key("a name that does not resolve", "https://no-such-project.invalid");
   {
     Backend backend(backend_with_the_key());
     backend.reset_before_reply_next(1000000);

@@ -138,6 +138,28 @@ BOOST_AUTO_TEST_CASE(payload_too_large_splits_batches_until_they_fit) {
   BOOST_TEST(stat(host, "dead_lettered") == 0);
 }
 
+// batch_max_bytes bounds the request body the transport really sends: a
+// server that refuses any body above the cap never has to refuse one (no
+// 413, no split), and the cap still cuts batches well below batch_size.
+BOOST_AUTO_TEST_CASE(the_byte_cap_bounds_the_request_body_on_the_wire) {
+  constexpr uint32_t kCapBytes = 4096;
+  Backend backend;
+  backend.set_max_body_bytes(kCapBytes);  // 413 for any body above the cap
+  TempDir dir;
+  AnalyticsOptions options = supabase(backend);
+  options.batch_max_bytes = kCapBytes;
+  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, options));
+  for (int64_t n = 1; n <= 150; ++n) host.mutate("note.created", payload(n, std::string(40, 'x')));
+  host.set_online(true);
+  BOOST_TEST(host.wait_delivered(60s).value_or(-1) == 0);
+  expect_exactly_once(backend, 1, 150);
+  const Counters counters = backend.counters();
+  BOOST_TEST_MESSAGE(counters.insert_requests << " requests for 150 rows under a " << kCapBytes << "-byte cap");
+  BOOST_TEST(counters.responses_by_status.count(413) == 0u, "a body above batch_max_bytes went out");
+  BOOST_TEST(stat(host, "splits") == 0);
+  BOOST_TEST(counters.insert_requests >= 150u / 50 + 2);  // the cap, not batch_size 50, cut the batches
+}
+
 BOOST_AUTO_TEST_CASE(a_rejected_event_type_is_dead_lettered_and_the_rest_delivered) {
   Backend backend;
   backend.reject_event_type("poison");
@@ -250,8 +272,11 @@ BOOST_AUTO_TEST_CASE(opt_out_sends_nothing_and_keeps_rows) {
   host.set_setting("analytics_enabled", "false");
   host.set_online(true);
   BOOST_TEST(host.pending().value_or(-1) == 20);  // barrier: the plugin has seen the setting and online
-  mutate_notes(host, 21, 5);                      // not enqueued while disabled
+  // The flusher thread has acted on both changes and parked.
+  BOOST_TEST(eventually([&] { return stat_text(host, "flusher") == "paused"; }));
+  mutate_notes(host, 21, 5);  // not enqueued while disabled
   BOOST_TEST(host.pending().value_or(-1) == 20);
+  BOOST_TEST(stat_text(host, "flusher") == "paused");
   BOOST_TEST(backend.counters().insert_requests == 0u);
   BOOST_TEST(queue_rows(analytics_db(dir.path())) == 20);
 
@@ -313,15 +338,22 @@ BOOST_AUTO_TEST_CASE(auth_failure_keeps_rows_and_reports) {
   TempDir dir;
   AnalyticsOptions options = supabase(backend);
   options.transport_config_json = supabase_config(backend, 2000, "a-wrong-key");
-  options.backoff_max_ms = 600000;
+  options.backoff_initial_ms = 5;
+  options.backoff_max_ms = 400;
   host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, options));
   mutate_notes(host, 1, 10);
+  const auto started = std::chrono::steady_clock::now();
   host.set_online(true);
   BOOST_TEST(eventually([&] { return stat(host, "retries") >= 1; }));
   BOOST_TEST(stat_text(host, "last_error").find("401") != std::string::npos, stat_text(host, "last_error"));
+  // Backs off at the maximum every time: the third request comes after two
+  // waits of backoff_max_ms (from 5 ms doubling it would come within 20 ms).
+  BOOST_TEST_REQUIRE(backend.wait_until([](const Counters& c) { return c.insert_requests >= 3; }, 30s));
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  BOOST_TEST(took.count() >= 2 * 400, "3 requests after " << took.count() << " ms");
   BOOST_TEST(host.pending().value_or(-1) == 10);
   BOOST_TEST(backend.row_count() == 0u);
-  BOOST_TEST(backend.counters().insert_requests == 1u);  // backs off at the maximum
+  BOOST_TEST(backend.counters().responses_by_status[401] >= 3u);
   BOOST_TEST(dead_letters(analytics_db(dir.path())).empty());
 }
 
@@ -351,7 +383,11 @@ BOOST_AUTO_TEST_CASE(an_untrusted_certificate_delivers_nothing_and_keeps_rows) {
   mutate_notes(host, 1, 10);
   host.set_online(true);
   BOOST_TEST(eventually([&] { return stat(host, "retries") >= 2; }));  // keeps trying, with backoff
-  BOOST_TEST(!stat_text(host, "last_error").empty());
+  // The failure named for what it is: a certificate the client does not
+  // trust, reported as a failed (not retry-later) verdict.
+  const std::string last_error = stat_text(host, "last_error");
+  BOOST_TEST(last_error.find("failed") != std::string::npos, last_error);
+  BOOST_TEST(last_error.find("certificate") != std::string::npos, last_error);
   BOOST_TEST(host.pending().value_or(-1) == 10);
   BOOST_TEST(backend.row_count() == 0u);
   BOOST_TEST(backend.counters().insert_requests == 0u);  // the handshake failed: no request reached it

@@ -1,19 +1,21 @@
 // The host-stub command protocol, in-process (CommandInterpreter) and
 // against the real `host-stub` executable as a child process.
 #define BOOST_TEST_MODULE host_commands
-#include <boost/test/unit_test.hpp>
+#include <signal.h>
 
-#include "child_process.hpp"
+#include <boost/test/unit_test.hpp>
+#include <wep_test/child_process.hpp>
+
 #include "harness_support.hpp"
 
 using host_stub::CommandInterpreter;
 using host_stub::Host;
-using test_support::ChildProcess;
 using test_support::json_int;
 using test_support::options_for;
 using test_support::read_file;
 using test_support::TempDir;
 using test_support::write_file;
+using wep::test::ChildProcess;
 
 namespace {
 
@@ -180,21 +182,21 @@ BOOST_AUTO_TEST_CASE(the_executable_answers_the_protocol_and_exits_0) {
   TempDir dir;
   write_file(dir / "host.json", config_with_plugin(R"({"pending": true, "start_thread": true})"));
   {
-    ChildProcess child({kHostStub, "--config", (dir / "host.json").string()}, dir / "stderr.txt");
-    BOOST_TEST(child.ask("mutate note.created {\"chars\": 3}") == "ok 1");
-    BOOST_TEST(child.ask("mutate note.deleted") == "ok 2");
-    BOOST_TEST(starts_with(child.ask("mutate bad [1]"), "error: "));
-    BOOST_TEST(starts_with(child.ask("what is this"), "error: "));
-    BOOST_TEST(child.ask("").rfind("error: ", 0) == 0);
-    BOOST_TEST(child.ask("pending") == "pending 2");
-    BOOST_TEST(child.ask("online") == "ok");
-    BOOST_TEST(child.ask("wait-delivered 30000") == "pending 0");
-    BOOST_TEST(child.ask("set analytics_enabled false") == "ok");
-    BOOST_TEST(child.ask("sleep 1") == "ok");
-    const std::string stats = child.ask("stats");
+    ChildProcess child(kHostStub, {"--config", (dir / "host.json").string()}, dir / "stderr.txt");
+    BOOST_TEST(child.command("mutate note.created {\"chars\": 3}") == "ok 1");
+    BOOST_TEST(child.command("mutate note.deleted") == "ok 2");
+    BOOST_TEST(starts_with(child.command("mutate bad [1]"), "error: "));
+    BOOST_TEST(starts_with(child.command("what is this"), "error: "));
+    BOOST_TEST(child.command("").rfind("error: ", 0) == 0);
+    BOOST_TEST(child.command("pending") == "pending 2");
+    BOOST_TEST(child.command("online") == "ok");
+    BOOST_TEST(child.command("wait-delivered 30000") == "pending 0");
+    BOOST_TEST(child.command("set analytics_enabled false") == "ok");
+    BOOST_TEST(child.command("sleep 1") == "ok");
+    const std::string stats = child.command("stats");
     BOOST_TEST(json_int(stats, "/plugins/test_effect/delivered") == 2);
     BOOST_TEST(test_support::json_string(stats, "/plugins/test_effect/analytics_enabled") == "false");
-    BOOST_TEST(child.ask("quit") == "bye");
+    BOOST_TEST(child.command("quit") == "bye");
     BOOST_TEST(!child.read_line().has_value());  // nothing after bye
     BOOST_TEST(child.wait_exit().value_or(-1000) == 0);
   }
@@ -204,8 +206,8 @@ BOOST_AUTO_TEST_CASE(the_executable_answers_the_protocol_and_exits_0) {
   BOOST_TEST(read_file(dir / "stderr.txt").find("[test_effect] info: started") != std::string::npos);
 
   // A restart continues the event log and keeps the setting.
-  ChildProcess child({kHostStub, "--config", (dir / "host.json").string()}, dir / "stderr2.txt");
-  BOOST_TEST(child.ask("mutate again") == "ok 3");
+  ChildProcess child(kHostStub, {"--config", (dir / "host.json").string()}, dir / "stderr2.txt");
+  BOOST_TEST(child.command("mutate again") == "ok 3");
   child.close_stdin();  // end of input acts as quit
   BOOST_TEST(child.read_line().value_or("") == "bye");
   BOOST_TEST(child.wait_exit().value_or(-1000) == 0);
@@ -214,16 +216,16 @@ BOOST_AUTO_TEST_CASE(the_executable_answers_the_protocol_and_exits_0) {
 BOOST_AUTO_TEST_CASE(the_executable_loads_reloads_and_unloads_plugins) {
   TempDir dir;
   write_file(dir / "host.json", R"({"data_dir": "data"})");
-  ChildProcess child({kHostStub, "--config", (dir / "host.json").string()}, dir / "stderr.txt");
-  BOOST_TEST(child.ask("load " + kEffect + R"( {"pending": true, "start_thread": true})") == "ok test_effect");
-  BOOST_TEST(child.ask("mutate one") == "ok 1");
-  BOOST_TEST(child.ask("reload test_effect") == "ok");
-  BOOST_TEST(test_support::json_string(child.ask("plugins"), "/0/state") == "running");
-  BOOST_TEST(starts_with(child.ask("reload"), "error: "));
-  BOOST_TEST(starts_with(child.ask("load /nowhere/libx.so"), "error: "));
-  BOOST_TEST(child.ask("unload test_effect") == "ok");
-  BOOST_TEST(child.ask("plugins") == "[]");
-  BOOST_TEST(child.ask("quit") == "bye");
+  ChildProcess child(kHostStub, {"--config", (dir / "host.json").string()}, dir / "stderr.txt");
+  BOOST_TEST(child.command("load " + kEffect + R"( {"pending": true, "start_thread": true})") == "ok test_effect");
+  BOOST_TEST(child.command("mutate one") == "ok 1");
+  BOOST_TEST(child.command("reload test_effect") == "ok");
+  BOOST_TEST(test_support::json_string(child.command("plugins"), "/0/state") == "running");
+  BOOST_TEST(starts_with(child.command("reload"), "error: "));
+  BOOST_TEST(starts_with(child.command("load /nowhere/libx.so"), "error: "));
+  BOOST_TEST(child.command("unload test_effect") == "ok");
+  BOOST_TEST(child.command("plugins") == "[]");
+  BOOST_TEST(child.command("quit") == "bye");
   BOOST_TEST(child.wait_exit().value_or(-1000) == 0);
   const std::string log = read_file(dir / "stderr.txt");
   BOOST_TEST(log.find("reloaded plugin 'test_effect'") != std::string::npos, log);
@@ -233,7 +235,7 @@ BOOST_AUTO_TEST_CASE(the_executable_loads_reloads_and_unloads_plugins) {
 BOOST_AUTO_TEST_CASE(the_executable_answers_a_last_line_without_newline_at_eof) {
   TempDir dir;
   write_file(dir / "host.json", R"({"data_dir": "data"})");
-  ChildProcess child({kHostStub, "--config", (dir / "host.json").string()}, dir / "stderr.txt");
+  ChildProcess child(kHostStub, {"--config", (dir / "host.json").string()}, dir / "stderr.txt");
   child.write_raw("mutate one\nmutate two");
   child.close_stdin();
   BOOST_TEST(child.read_line().value_or("") == "ok 1");
@@ -256,17 +258,18 @@ BOOST_AUTO_TEST_CASE(the_executable_refuses_a_bad_config_with_exit_2_naming_the_
   for (const auto& [json, named] : cases) {
     const auto config = dir / ("bad" + std::to_string(index++) + ".json");
     write_file(config, json);
-    ChildProcess child({kHostStub, "--config", config.string()}, dir / "stderr.txt");
+    const auto stderr_file = dir / ("stderr" + std::to_string(index) + ".txt");  // this child's only
+    ChildProcess child(kHostStub, {"--config", config.string()}, stderr_file);
     BOOST_TEST(child.wait_exit().value_or(-1000) == 2, json);
     BOOST_TEST(!child.read_line().has_value(), json);  // nothing on stdout
-    const std::string errors = read_file(dir / "stderr.txt");
+    const std::string errors = read_file(stderr_file);
     BOOST_TEST(errors.find(named) != std::string::npos, json << " -> " << errors);
   }
-  ChildProcess missing({kHostStub, "--config", (dir / "nope.json").string()}, dir / "stderr.txt");
+  ChildProcess missing(kHostStub, {"--config", (dir / "nope.json").string()}, dir / "stderr.txt");
   BOOST_TEST(missing.wait_exit().value_or(-1000) == 2);
-  ChildProcess no_args({kHostStub}, dir / "stderr.txt");
+  ChildProcess no_args(kHostStub, {}, dir / "stderr.txt");
   BOOST_TEST(no_args.wait_exit().value_or(-1000) == 2);
-  ChildProcess help({kHostStub, "--help"}, dir / "stderr.txt");
+  ChildProcess help(kHostStub, {"--help"}, dir / "stderr.txt");
   BOOST_TEST(starts_with(help.read_line().value_or(""), "usage: host-stub"));
   BOOST_TEST(help.wait_exit().value_or(-1000) == 0);
 }
@@ -275,8 +278,8 @@ BOOST_AUTO_TEST_CASE(the_executable_shuts_down_cleanly_on_sigterm_and_sigint) {
   for (int signal_number : {SIGTERM, SIGINT}) {
     TempDir dir;
     write_file(dir / "host.json", config_with_plugin(R"({"start_thread": true})"));
-    ChildProcess child({kHostStub, "--config", (dir / "host.json").string()}, dir / "stderr.txt");
-    BOOST_TEST(child.ask("mutate a") == "ok 1");
+    ChildProcess child(kHostStub, {"--config", (dir / "host.json").string()}, dir / "stderr.txt");
+    BOOST_TEST(child.command("mutate a") == "ok 1");
     child.write_line("sleep 3600000");  // a long command: the signal must cut it short
     ::kill(child.pid(), signal_number);
     BOOST_TEST(child.wait_exit().value_or(-1000) == 0);

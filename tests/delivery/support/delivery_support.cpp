@@ -206,6 +206,15 @@ int64_t queue_rows(const std::filesystem::path& db_file) {
   return count;
 }
 
+std::vector<int64_t> queued_ns(const std::filesystem::path& db_file) {
+  Database db(db_file);
+  sqlite3_stmt* statement = db.prepare("SELECT properties FROM analytics_queue ORDER BY id");
+  std::vector<int64_t> out;
+  while (sqlite3_step(statement) == SQLITE_ROW) out.push_back(n_of(column_text(statement, 0)));
+  sqlite3_finalize(statement);
+  return out;
+}
+
 std::vector<DeadLetter> dead_letters(const std::filesystem::path& db_file) {
   Database db(db_file);
   sqlite3_stmt* statement = db.prepare("SELECT event_type, properties, reason FROM analytics_dead_letter ORDER BY id");

@@ -69,6 +69,7 @@ struct DeadLetter {
   std::string reason;
 };
 int64_t queue_rows(const std::filesystem::path& db);
+std::vector<int64_t> queued_ns(const std::filesystem::path& db);  // the "n" of every queued row, oldest first
 std::vector<DeadLetter> dead_letters(const std::filesystem::path& db);
 
 // Polls `condition` until it holds or `timeout` passes; true if it held.

@@ -1,9 +1,10 @@
-#include "child_process.hpp"
+#include "wep_test/child_process.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,7 +15,7 @@
 
 extern char** environ;
 
-namespace delivery_test {
+namespace wep::test {
 
 namespace {
 
@@ -58,17 +59,20 @@ ChildProcess::ChildProcess(const std::string& program, const std::vector<std::st
     pid_ = -1;
     throw std::runtime_error("cannot start " + program + ": " + std::strerror(rc));
   }
+  pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
 }
 
 ChildProcess::~ChildProcess() {
   if (pid_ > 0 && !reaped_) kill_hard();
   close_fd(stdin_fd_);
   close_fd(stdout_fd_);
+  close_fd(pidfd_);
 }
 
-bool ChildProcess::write_line(const std::string& line) {
+bool ChildProcess::write_line(const std::string& line) { return write_raw(line + "\n"); }
+
+bool ChildProcess::write_raw(const std::string& data) {
   if (stdin_fd_ < 0) return false;
-  std::string data = line + "\n";
   size_t written = 0;
   while (written < data.size()) {
     const ssize_t n = ::write(stdin_fd_, data.data() + written, data.size() - written);
@@ -122,27 +126,34 @@ void ChildProcess::kill_hard() {
   while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
   }
   reaped_ = true;
+  exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
 std::optional<int> ChildProcess::wait_exit(std::chrono::milliseconds timeout) {
-  if (pid_ <= 0 || reaped_) return std::nullopt;
+  if (reaped_) return exit_status_;
+  if (pid_ <= 0) return std::nullopt;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   int status = 0;
   for (;;) {
     const pid_t done = ::waitpid(pid_, &status, WNOHANG);
     if (done == pid_) break;
     if (done < 0 && errno != EINTR) return std::nullopt;
-    if (std::chrono::steady_clock::now() >= deadline) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
       kill_hard();
       return std::nullopt;
     }
-    // Another process's exit offers nothing portable to block on with a
-    // deadline (no pidfd in this libc); poll its state.
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (pidfd_ >= 0) {
+      pollfd fd{pidfd_, POLLIN, 0};  // readable once the child has exited
+      ::poll(&fd, 1, static_cast<int>(left.count()));
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));  // no pidfd: poll the child's state
+    }
   }
   reaped_ = true;
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return std::nullopt;
+  exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+  return exit_status_;
 }
 
-}  // namespace delivery_test
+}  // namespace wep::test
