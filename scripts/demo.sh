@@ -6,6 +6,7 @@
 # the sqlite3 CLI), then online; prints the plugin's stats, what arrived and
 # the logs, and ends with a one-line summary.
 # Needs only bash, sqlite3 (its JSON functions read the stats) and sed/awk.
+# DEMO_BACKEND_PORT: the local backend's port (default: any free one).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build_dir=${BUILD_DIR:-"$root/build"}
@@ -42,7 +43,7 @@ else
   api_key="demo-anon-key"
   mkfifo "$work/backend.out"
   "$build_dir/bin/test-backend" --cert "$build_dir/certs/server.pem" --key "$build_dir/certs/server.key" \
-    --api-key "$api_key" --persist "$work/arrived.ndjson" --ignore-stdin \
+    ${DEMO_BACKEND_PORT:+--port "$DEMO_BACKEND_PORT"} --api-key "$api_key" --persist "$work/arrived.ndjson" --ignore-stdin \
     < /dev/null > "$work/backend.out" 2> "$work/backend.log" &
   backend_pid=$!
   exec 3< "$work/backend.out"

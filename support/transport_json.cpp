@@ -1,5 +1,3 @@
-#include <wep_support/transport_json.hpp>
-
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/memorystream.h>
@@ -9,7 +7,9 @@
 #include <rapidjson/writer.h>
 
 #include <wep/plugin.hpp>
+#include <wep_support/bounded_json.hpp>
 #include <wep_support/json_config.hpp>
+#include <wep_support/transport_json.hpp>
 
 namespace wep::transport {
 
@@ -100,11 +100,11 @@ bool RowEncoder::append(const wep_row& row, std::string& out, std::string& why) 
     RootIsObject handler;
     // ASCII is valid UTF-8: only text with other bytes needs the (slower)
     // encoding check.
-    const rapidjson::ParseResult parsed =
-        is_ascii(row.properties_json) ? state_->reader.Parse(stream, handler)
-                                      : state_->reader.Parse<rapidjson::kParseValidateEncodingFlag>(stream, handler);
-    if (parsed.IsError())
-      return fail(std::string("properties are not valid JSON: ") + rapidjson::GetParseError_En(parsed.Code()));
+    const json::ParseOutcome parsed =
+        is_ascii(row.properties_json)
+            ? json::parse_sax(state_->reader, stream, handler)
+            : json::parse_sax<rapidjson::kParseValidateEncodingFlag>(state_->reader, stream, handler);
+    if (!parsed.ok()) return fail("properties are not valid JSON: " + parsed.message());
     if (!handler.root_is_object) return fail("properties are not a JSON object");
   }
 

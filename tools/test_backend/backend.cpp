@@ -32,6 +32,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <unordered_map>
+#include <wep_support/bounded_json.hpp>
 
 #include "postgrest_insert_body_schema.h"
 
@@ -442,10 +443,10 @@ void Backend::Impl::handle_insert(Poco::Net::HTTPServerRequest& request, Poco::N
     return;
   }
   rapidjson::Document document;
-  document.Parse<rapidjson::kParseValidateEncodingFlag>(body.data(), body.size());
-  if (document.HasParseError()) {
-    const std::string why =
-        std::string("body is not valid JSON: ") + rapidjson::GetParseError_En(document.GetParseError());
+  const wep::json::ParseOutcome parsed =
+      wep::json::parse_document<rapidjson::kParseValidateEncodingFlag>(document, body);
+  if (!parsed.ok()) {
+    const std::string why = "body is not valid JSON: " + parsed.message();
     violation(why);
     respond(response, 400, error_body("PGRST102", why));
     log_detail += "bad JSON";
@@ -534,8 +535,8 @@ void Backend::Impl::load_persisted_rows() {
     std::string line;
     while (std::getline(in, line)) {
       rapidjson::Document document;
-      document.Parse(line.data(), line.size());
-      if (document.HasParseError() || !document.IsObject() || !document.HasMember("event_id")) continue;  // torn line
+      if (!wep::json::parse_document(document, line).ok() || !document.IsObject() || !document.HasMember("event_id"))
+        continue;  // torn line
       rapidjson::Document array;
       array.SetArray();
       array.PushBack(document, array.GetAllocator());
