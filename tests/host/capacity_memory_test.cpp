@@ -63,7 +63,10 @@ Footprint run_host(const std::filesystem::path& dir, const std::string& capaciti
                                     R"(", "config": {)" +
                                     (capacities.empty() ? std::string() : R"("buffer_capacity": 16777216, )") +
                                     R"("events": {"a": {"event_type": "a", "properties": ["n"]}}}}]})");
-  ChildProcess child({kHostStub, "--config", (dir / "host.json").string()}, dir / "stderr.txt");
+  // One malloc arena: glibc's per-thread arenas (64 MiB of address space each,
+  // created on contention) would otherwise make VmPeak vary from run to run.
+  ChildProcess child({"/usr/bin/env", "MALLOC_ARENA_MAX=1", kHostStub, "--config", (dir / "host.json").string()},
+                     dir / "stderr.txt");
   for (int i = 0; i < 1000; ++i) {
     if (child.ask("mutate a {\"n\": " + std::to_string(i) + "}").rfind("ok ", 0) != 0) return {};
   }
