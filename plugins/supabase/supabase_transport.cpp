@@ -60,12 +60,13 @@
 #include <fstream>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <wep/plugin.hpp>
+#include <wep_support/transport_json.hpp>
 
 #include "supabase_config_schema.h"
-#include <wep_support/transport_json.hpp>
 
 namespace {
 
@@ -194,6 +195,21 @@ std::optional<int64_t> parse_retry_after_ms(std::string value) {
   date.makeUTC(tzd);
   const Poco::Timestamp::TimeDiff diff_us = date.timestamp() - Poco::Timestamp();
   return diff_us > 0 ? diff_us / 1000 : 0;
+}
+
+// The status code as a number. Poco keeps it in an HTTPStatus enum, which a
+// code such as 899 does not fit (reading it back through getStatus() is
+// undefined behaviour), so it is read from the status line Poco writes.
+int status_code_of(const Poco::Net::HTTPResponse& response) {
+  std::ostringstream head;
+  response.write(head);  // "HTTP/1.1 899 Reason\r\n..."
+  const std::string text = head.str();
+  const size_t space = text.find(' ');
+  if (space == std::string::npos) return 0;
+  int status = 0;
+  for (size_t i = space + 1; i < text.size() && i < space + 4 && text[i] >= '0' && text[i] <= '9'; ++i)
+    status = status * 10 + (text[i] - '0');
+  return status;
 }
 
 std::string excerpt(const std::string& body) {
@@ -611,7 +627,7 @@ class SupabaseTransport final : public wep::TransportPlugin {
   }
 
   void apply_status(const Poco::Net::HTTPResponse& response, const std::string& body, wep::Verdict& verdict) {
-    const int status = static_cast<int>(response.getStatus());
+    const int status = status_code_of(response);
     verdict.set_http_status(status);
     const std::string answered = "HTTP " + std::to_string(status) + " from " + config_.display_url + ": ";
     if (status >= 200 && status < 300) {
