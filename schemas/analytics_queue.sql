@@ -1,8 +1,8 @@
 -- The analytics plugin's local queue: the ONE source of its DDL.
 --
 -- The plugin embeds this file at build time and applies it as forward-only
--- migrations tracked by PRAGMA user_version. Each step starts with a marker
--- line of the form
+-- migrations tracked by PRAGMA user_version (wep/sqlite/migrations.hpp). Each
+-- step starts with a marker line of the form
 --     -- @migration <N>: <what it does>
 -- and runs, together with `PRAGMA user_version = N`, in one transaction, so a
 -- database is always at exactly one version and no queued row is ever lost.
@@ -18,7 +18,7 @@ CREATE TABLE analytics_queue (
         DEFAULT (strftime('%Y-%m-%dT%H:%M:%f', 'now'))
 );
 
--- @migration 2: rows the backend refused for good (issue 4), kept for inspection
+-- @migration 2: rows the backend refused for good, kept for inspection
 CREATE TABLE analytics_dead_letter (
     id INTEGER PRIMARY KEY,     -- the row's id in analytics_queue
     event_type TEXT NOT NULL,
@@ -42,3 +42,14 @@ CREATE TABLE analytics_queue_count (
 );
 INSERT INTO analytics_queue_count (singleton, pending)
     SELECT 1, count(*) FROM analytics_queue;
+
+-- @migration 4: how far the plugin has processed the host's event log
+-- Written in the same transaction as the rows it stored, so after a crash
+-- the plugin replays the log from exactly here: no mutation is recorded
+-- twice or skipped. No row: the plugin has never run against an event log
+-- (it then starts at the end of the host's log).
+CREATE TABLE analytics_checkpoint (
+    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+    last_sequence INTEGER NOT NULL,  -- the last mutation processed (stored or not)
+    enabled INTEGER NOT NULL         -- analytics_enabled as of that mutation (1 / 0)
+);

@@ -166,7 +166,7 @@ void Host::Impl::open_stores() {
   event_log = std::make_unique<EventLog>(*database);
 
   Poco::UUIDGenerator generator;  // local: no process-wide singleton
-  identity.id = database->identity_or_store(generator.createRandom().toString());
+  identity.id = database->identity_or_store(generator.createRandom().toString(), now_ms());
 
   for (const auto& [key, value] : options.initial_settings_json) {
     check_setting_key(key);
@@ -270,7 +270,7 @@ void Host::set_setting(std::string_view key, std::string_view value_json) {
   if (!impl_->coordinator) throw HostError("host is shut down");
   const std::string key_text(key);
   impl_->coordinator->publish_setting(key_text, value, [&] {
-    impl_->database->put_setting(key_text, value);
+    impl_->database->put_setting(key_text, value, now_ms());
     impl_->settings.set_persisted(key_text, value);
   });
 }

@@ -1,6 +1,7 @@
-// HostDatabase: the host's own SQLite file <data_dir>/host.db holding the
-// event log (the source of truth of an event-sourced host), the persisted user
-// settings and the identity (pseudonymous id).
+// HostDatabase: the host's own SQLite file <data_dir>/host.db
+// (schemas/host_database.sql) holding the event log (the source of truth of
+// an event-sourced host), the persisted user settings with their logged
+// changes, and the identity (pseudonymous id).
 #pragma once
 
 #include <cstdint>
@@ -12,9 +13,6 @@
 #include <string>
 #include <string_view>
 #include <wep/host_services.hpp>
-
-struct sqlite3;
-struct sqlite3_stmt;
 
 namespace host_stub {
 
@@ -42,30 +40,20 @@ class HostDatabase {
 
   // Upserts a setting (value as compact JSON) and logs the change after the
   // newest mutation, in one transaction. Throws HostError.
-  void put_setting(std::string_view key, std::string_view value_json);
+  void put_setting(std::string_view key, std::string_view value_json, int64_t changed_at_ms);
   std::map<std::string, std::string> load_settings();
 
   // The stored pseudonymous id; stores `candidate` first if there is none
   // yet (atomically, even with two processes on one file).
-  std::string identity_or_store(const std::string& candidate);
+  std::string identity_or_store(const std::string& candidate, int64_t created_at_ms);
 
   const std::filesystem::path& file() const { return file_; }
 
  private:
-  void exec(const char* sql);
-  [[noreturn]] void fail(std::string_view what) const;
-  void migrate();
-  void close() noexcept;          // finalizes every statement, closes the connection
-  int64_t last_position() const;  // the newest mutation or setting change position
-
+  struct Impl;  // the connection and its prepared statements
   std::filesystem::path file_;
   mutable std::mutex mutex_;
-  sqlite3* db_ = nullptr;
-  sqlite3_stmt* insert_event_ = nullptr;
-  sqlite3_stmt* upsert_setting_ = nullptr;
-  sqlite3_stmt* read_events_ = nullptr;
-  sqlite3_stmt* log_setting_ = nullptr;
-  sqlite3_stmt* read_settings_ = nullptr;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace host_stub

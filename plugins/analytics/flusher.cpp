@@ -67,12 +67,6 @@ using Clock = std::chrono::steady_clock;
 // stop(): how often a cancel is repeated while a send is still in flight.
 constexpr auto kCancelRepeat = std::chrono::milliseconds(20);
 
-// Bytes of a row as QueueStore::read_oldest counts them.
-size_t row_bytes(const QueuedRow& row) {
-  return row.event_type.size() + (row.properties_json ? row.properties_json->size() : 0) +
-         (row.user_id ? row.user_id->size() : 0) + row.created_at.size();
-}
-
 const char* verdict_name(int32_t kind) {
   switch (kind) {
     case WEP_VERDICT_DELIVERED:
@@ -134,6 +128,9 @@ struct Flusher::Impl {
   bool thread_running = false;  // set by start(), cleared by the thread on exit
   bool started = false;
   bool waiting_for_rows = false;                         // asleep until rows_stored() (the queue was found empty)
+  bool queue_hold = false;                               // close_queue(): keep the queue connection closed
+  bool queue_released = false;                           // the thread has closed it and waits for reopen_queue()
+  std::condition_variable queue_released_changed;        // close_queue() waits on it
   wep::TransportHandle* transport_for_cancel = nullptr;  // valid while non-null
 
   // ---- transport, created by start(), destroyed by stop() after the join
@@ -151,7 +148,7 @@ struct Flusher::Impl {
     std::string reason;
   } send_buffers;  // send_rows()'s, kept between batches
 
-  bool active_locked() const { return online && enabled && !stopping; }
+  bool active_locked() const { return online && enabled && !stopping && !queue_hold; }
   bool interrupted() {
     std::lock_guard lock(mutex);
     return !active_locked();
@@ -230,8 +227,21 @@ void Flusher::Impl::run() noexcept {
   Clock::time_point not_before = Clock::now();
   bool queue_was_empty = false;
   while (!stopping) {
+    if (queue_hold) {
+      if (queue) {
+        lock.unlock();
+        queue.reset();  // applies the deletes still queued, closes the connection
+        lock.lock();
+        continue;
+      }
+      queue_released = true;
+      queue_released_changed.notify_all();
+      wake.wait(lock, [&] { return stopping || !queue_hold; });
+      queue_released = false;
+      continue;
+    }
     if (!active_locked()) {
-      wake.wait(lock, [&] { return stopping || (online && enabled); });
+      wake.wait(lock, [&] { return stopping || queue_hold || (online && enabled); });
       continue;
     }
     if (seen_activations != activations) {  // came (back) online or re-enabled: try at once
@@ -300,6 +310,7 @@ void Flusher::Impl::run() noexcept {
   lock.lock();
   thread_running = false;
   thread_done.notify_all();
+  queue_released_changed.notify_all();
 }
 
 // One read of the oldest rows and everything it takes to settle them.
@@ -309,7 +320,7 @@ PassResult Flusher::Impl::pass() {
   if (rows.empty()) return PassResult::kEmpty;
   const bool full_batch = rows.size() >= config.batch_size ||
                           std::accumulate(rows.begin(), rows.end(), size_t{0}, [](size_t sum, const QueuedRow& r) {
-                            return sum + row_bytes(r);
+                            return sum + queued_row_bytes(r);
                           }) >= config.batch_max_bytes / 2;  // a short batch this heavy was cut by the byte cap
   PassResult result = send_rows(rows);
   queue->recycle(std::move(rows));
@@ -501,6 +512,23 @@ void Flusher::set_enabled(bool enabled) {
   if (enabled && !impl_->enabled) ++impl_->activations;
   impl_->enabled = enabled;
   if (!enabled && impl_->sending && impl_->transport_for_cancel) impl_->transport_for_cancel->cancel();
+  impl_->wake.notify_all();
+}
+
+void Flusher::close_queue() {
+  std::unique_lock lock(impl_->mutex);
+  if (!impl_->thread_running) return;
+  impl_->queue_hold = true;
+  if (impl_->sending && impl_->transport_for_cancel) impl_->transport_for_cancel->cancel();
+  impl_->wake.notify_all();
+  impl_->queue_released_changed.wait(lock, [&] { return impl_->queue_released || !impl_->thread_running; });
+}
+
+void Flusher::reopen_queue() {
+  std::lock_guard lock(impl_->mutex);
+  if (!impl_->queue_hold) return;
+  impl_->queue_hold = false;
+  ++impl_->activations;  // try at once
   impl_->wake.notify_all();
 }
 

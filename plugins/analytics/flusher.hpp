@@ -29,6 +29,12 @@ class Flusher {
   void set_enabled(bool enabled);  // false: sends nothing, keeps rows
   void rows_stored();              // the writer stored new rows
 
+  // Closes the flusher's queue connection (an in-flight send is cancelled;
+  // its rows stay queued) and keeps it closed, sending nothing, until
+  // reopen_queue(). The transport stays loaded. Returns once closed.
+  void close_queue();
+  void reopen_queue();
+
   // Ends the thread within timeout_ms and stops the transport: no new
   // request starts; one in flight may complete during the first half of
   // timeout_ms (its rows are then settled), after that it is cancelled.

@@ -1,7 +1,6 @@
 #include "flusher_queue.hpp"
 
 #include <pthread.h>
-#include <sqlite3.h>
 
 #include <condition_variable>
 #include <deque>
@@ -14,81 +13,6 @@
 #include "use_cases.hpp"
 
 namespace analytics {
-namespace {
-
-// Bytes of a row as QueueStore::read_oldest counts them.
-size_t row_bytes(const QueuedRow& row) {
-  return row.event_type.size() + (row.properties_json ? row.properties_json->size() : 0) +
-         (row.user_id ? row.user_id->size() : 0) + row.created_at.size();
-}
-
-// Assigns a text column into `out`, reusing its capacity.
-void assign_text(sqlite3_stmt* statement, int column, std::string& out) {
-  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(statement, column));
-  out.assign(text ? text : "", static_cast<size_t>(sqlite3_column_bytes(statement, column)));
-}
-
-void assign_optional_text(sqlite3_stmt* statement, int column, std::optional<std::string>& out) {
-  if (sqlite3_column_type(statement, column) == SQLITE_NULL) {
-    out.reset();
-    return;
-  }
-  if (!out) out.emplace();
-  assign_text(statement, column, *out);
-}
-
-// "The rows after id X": QueueStore::read_oldest with a lower bound, as a
-// statement of this connection (prepared once, finalized before the store
-// closes). The table is the spec's analytics_queue.
-class ReadAfter {
- public:
-  explicit ReadAfter(QueueStore& store) : db_(store.handle()) {
-    const char* sql =
-        "SELECT id, event_type, properties, user_id, created_at FROM analytics_queue "
-        "WHERE id > ?1 ORDER BY id LIMIT ?2";
-    const int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &statement_, nullptr);
-    if (rc != SQLITE_OK) throw StoreError(rc, std::string("preparing the flusher's read: ") + sqlite3_errmsg(db_));
-  }
-  ~ReadAfter() { sqlite3_finalize(statement_); }
-  ReadAfter(const ReadAfter&) = delete;
-  ReadAfter& operator=(const ReadAfter&) = delete;
-
-  // Fills `rows` (whose elements and their strings are reused: a batch
-  // costs next to no allocation once the buffers have grown).
-  void run(int64_t after_id, size_t max_rows, size_t max_bytes, std::vector<QueuedRow>& rows) {
-    sqlite3_bind_int64(statement_, 1, after_id);
-    sqlite3_bind_int64(statement_, 2, static_cast<sqlite3_int64>(max_rows));
-    size_t count = 0;
-    size_t bytes = 0;
-    int rc;
-    while ((rc = sqlite3_step(statement_)) == SQLITE_ROW) {
-      if (count == rows.size()) rows.emplace_back();
-      QueuedRow& row = rows[count];
-      row.id = sqlite3_column_int64(statement_, 0);
-      assign_text(statement_, 1, row.event_type);
-      assign_optional_text(statement_, 2, row.properties_json);
-      assign_optional_text(statement_, 3, row.user_id);
-      assign_text(statement_, 4, row.created_at);
-      const size_t size = row_bytes(row);
-      if (count > 0 && bytes + size > max_bytes) break;  // the first row always goes
-      bytes += size;
-      row.event_id = event_id_for(row.user_id ? *row.user_id : std::string_view(), row.id, row.created_at);
-      iso8601_utc(row.created_at, row.created_at_utc);
-      ++count;
-    }
-    const bool failed = rc != SQLITE_ROW && rc != SQLITE_DONE;
-    const std::string message = failed ? sqlite3_errmsg(db_) : "";
-    sqlite3_reset(statement_);  // ends the read transaction
-    rows.resize(count);
-    if (failed) throw StoreError(rc, "reading queued rows: " + message);
-  }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* statement_ = nullptr;
-};
-
-}  // namespace
 
 struct FlusherQueue::Impl {
   struct Job {
@@ -139,7 +63,6 @@ struct FlusherQueue::Impl {
   // ---- the queue thread's
   std::unique_ptr<QueueStore> store;
   std::unique_ptr<FlushAnalyticsQueueUseCase> use_case;
-  std::unique_ptr<ReadAfter> read_after;
 
   std::thread thread;
 
@@ -156,7 +79,6 @@ struct FlusherQueue::Impl {
   }
 
   void close_store() {
-    read_after.reset();  // statements first
     use_case.reset();
     store.reset();
   }
@@ -165,7 +87,6 @@ struct FlusherQueue::Impl {
     if (store) return;
     store = std::make_unique<QueueStore>(path, options);
     use_case = std::make_unique<FlushAnalyticsQueueUseCase>(*store, stats, batch_size, batch_max_bytes);
-    read_after = std::make_unique<ReadAfter>(*store);
   }
 
   void run() noexcept {
@@ -189,7 +110,7 @@ struct FlusherQueue::Impl {
           open_store();
           switch (job.kind) {
             case Job::Kind::read:
-              read_after->run(job.after_id, batch_size, batch_max_bytes, rows);
+              store->read_after(job.after_id, batch_size, batch_max_bytes, rows);
               break;
             case Job::Kind::remove:
               use_case->mark_delivered(job.ranges);

@@ -37,7 +37,7 @@ class FlusherQueue {
  public:
   // Starts the thread, which opens the store at `database_path`. Batches
   // hold at most `batch_size` rows and, past the first row, at most
-  // `batch_max_bytes` bytes (as QueueStore::read_oldest counts them).
+  // `batch_max_bytes` bytes (queued_row_bytes).
   FlusherQueue(std::string database_path, StoreOptions options, Stats& stats, size_t batch_size,
                size_t batch_max_bytes);
   // Finishes the queued deletes and dead-letters, then ends the thread.

@@ -11,12 +11,15 @@ HandOffBuffer::HandOffBuffer(size_t max_events, size_t max_bytes) : max_events_(
   pending_.arena_.reserve(std::min<size_t>(max_bytes, size_t{1} << 20));
 }
 
-bool HandOffBuffer::try_push(std::string_view type, std::string_view payload_json, int64_t committed_at_ms) {
+bool HandOffBuffer::try_push(std::string_view type, std::string_view payload_json, int64_t committed_at_ms,
+                             int64_t sequence) {
   bool wake_consumer = false;
   {
     std::lock_guard lock(mutex_);
-    if (stop_ || pending_.events_.size() >= max_events_ ||
+    if (stop_) return false;
+    if (pending_.events_.size() >= max_events_ ||
         pending_.arena_.size() + type.size() + payload_json.size() > max_bytes_) {
+      ++refused_;
       return false;
     }
     std::string& arena = pending_.arena_;
@@ -24,9 +27,27 @@ bool HandOffBuffer::try_push(std::string_view type, std::string_view payload_jso
     arena.append(type);
     const size_t payload_offset = arena.size();
     arena.append(payload_json);
-    pending_.events_.push_back({type_offset, type.size(), payload_offset, payload_json.size(), committed_at_ms});
+    pending_.events_.push_back({HandOffBatch::Kind::mutation, type_offset, type.size(), payload_offset,
+                                payload_json.size(), sequence, committed_at_ms});
     ++accepted_;
     // Only the first event after the consumer fell asleep pays for a wake-up.
+    wake_consumer = std::exchange(consumer_waiting_, false);
+  }
+  if (wake_consumer) wake_.notify_one();
+  return true;
+}
+
+bool HandOffBuffer::push_enabled_changed(std::string_view value_json) {
+  bool wake_consumer = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (stop_) return false;
+    std::string& arena = pending_.arena_;
+    const size_t payload_offset = arena.size();
+    arena.append(value_json);
+    pending_.events_.push_back(
+        {HandOffBatch::Kind::enabled_changed, payload_offset, 0, payload_offset, value_json.size(), 0, 0});
+    ++accepted_;
     wake_consumer = std::exchange(consumer_waiting_, false);
   }
   if (wake_consumer) wake_.notify_one();
@@ -48,6 +69,7 @@ uint64_t HandOffBuffer::take(HandOffBatch& out, std::chrono::steady_clock::time_
   consumer_waiting_ = false;
   std::swap(out.arena_, pending_.arena_);
   std::swap(out.events_, pending_.events_);
+  out.refused_ = std::exchange(refused_, 0);
   if (stopped) *stopped = stop_;
   return accepted_;
 }
@@ -58,11 +80,6 @@ void HandOffBuffer::request_stop() {
     stop_ = true;
   }
   wake_.notify_all();
-}
-
-bool HandOffBuffer::stop_requested() const {
-  std::lock_guard lock(mutex_);
-  return stop_;
 }
 
 size_t HandOffBuffer::buffered() const {

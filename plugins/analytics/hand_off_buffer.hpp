@@ -23,14 +23,21 @@
 
 namespace analytics {
 
-// Events moved out of the buffer in one take().
+// Events moved out of the buffer in one take(), in the order they were
+// pushed.
 class HandOffBatch {
  public:
+  enum class Kind : uint8_t {
+    mutation,         // type, payload, sequence, committed_at_ms
+    enabled_changed,  // analytics_enabled changed; payload is its JSON value
+  };
   struct Event {
+    Kind kind;
     size_t type_offset;
     size_t type_size;
     size_t payload_offset;
     size_t payload_size;
+    int64_t sequence;  // the host's event-log sequence of a mutation (0: none)
     int64_t committed_at_ms;
   };
 
@@ -39,27 +46,35 @@ class HandOffBatch {
   const Event& operator[](size_t i) const { return events_[i]; }
   std::string_view type(const Event& e) const { return {arena_.data() + e.type_offset, e.type_size}; }
   std::string_view payload(const Event& e) const { return {arena_.data() + e.payload_offset, e.payload_size}; }
-  size_t bytes() const { return arena_.size(); }
+  // Mutations try_push refused (buffer full) since the previous take().
+  uint64_t refused() const { return refused_; }
   // Empties the batch, keeping its capacity.
   void clear() {
     arena_.clear();
     events_.clear();
+    refused_ = 0;
   }
 
  private:
   friend class HandOffBuffer;
   std::string arena_;
   std::vector<Event> events_;
+  uint64_t refused_ = 0;
 };
 
 class HandOffBuffer {
  public:
   HandOffBuffer(size_t max_events, size_t max_bytes);
 
-  // Producer: copies the event in. False when the buffer is full, the event
+  // Producer: copies a mutation in. False when the buffer is full, the event
   // alone exceeds max_bytes, or stop was requested; never blocks beyond the
   // short internal mutex.
-  bool try_push(std::string_view type, std::string_view payload_json, int64_t committed_at_ms);
+  bool try_push(std::string_view type, std::string_view payload_json, int64_t committed_at_ms, int64_t sequence = 0);
+
+  // Producer: a change of analytics_enabled, in order with the mutations.
+  // Taken even when the buffer is full (changes are rare and small); false
+  // only after stop was requested.
+  bool push_enabled_changed(std::string_view value_json);
 
   // How many events try_push has accepted so far: a ticket. Every accepted
   // event with a number <= the ticket is in a batch handed out by take()
@@ -75,7 +90,6 @@ class HandOffBuffer {
 
   // Wakes the consumer; later try_push calls are refused.
   void request_stop();
-  bool stop_requested() const;
   // Events buffered now (not yet taken).
   size_t buffered() const;
 
@@ -86,6 +100,7 @@ class HandOffBuffer {
   std::condition_variable wake_;
   HandOffBatch pending_;
   uint64_t accepted_ = 0;
+  uint64_t refused_ = 0;  // since the last take
   bool consumer_waiting_ = false;
   bool stop_ = false;
 };

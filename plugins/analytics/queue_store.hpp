@@ -1,4 +1,6 @@
-// QueueStore: one SQLite connection to the analytics_queue database.
+// QueueStore: one SQLite connection to the analytics queue database
+// (schemas/analytics_queue.sql): the spec's analytics_queue table, the
+// dead-letter table, the O(1) pending counter and the event-log checkpoint.
 //
 // Thread safety: a QueueStore is used by one thread at a time. Several
 // QueueStores (threads or processes) may open the same file: WAL mode and a
@@ -9,25 +11,24 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
+#include <wep/sqlite/sqlite.hpp>
 
-struct sqlite3;
+#include "event_id.hpp"     // QueuedRow::event_id
+#include "time_format.hpp"  // QueuedRow::created_at_utc
 
 namespace analytics {
 
-class StoreError : public std::runtime_error {
- public:
-  StoreError(int sqlite_code, const std::string& what) : std::runtime_error(what), sqlite_code_(sqlite_code) {}
-  int sqlite_code() const { return sqlite_code_; }
-
- private:
-  int sqlite_code_;
-};
+using StoreError = wep::sqlite::Error;
+using wep::sqlite::is_busy;
+using wep::sqlite::is_corruption;
+// How a QueueStore connection is set up. Defaults suit the plugin.
+using StoreOptions = wep::sqlite::ConnectionOptions;
 
 // One row to insert. created_at uses the spec's format, UTC without zone:
 // "2026-11-20T10:00:00.123".
@@ -49,34 +50,10 @@ struct QueuedRow {
   std::string created_at_utc;  // created_at for the wire, see iso8601_utc()
 };
 
-// The stable event id of a row: a name-based (SHA-1, version 5) UUID of the
-// row's user id ("" when NULL), row id and created_at, so the spec's table
-// stays as written and every re-send of the row carries the same id.
-std::string event_id_for(std::string_view user_id, int64_t row_id, std::string_view created_at);
+// The bytes of a row that batch byte caps count: event_type + properties +
+// user_id + created_at.
+size_t queued_row_bytes(const QueuedRow& row);
 
-// "2026-11-20T10:00:00.123" -> "2026-11-20T10:00:00.123Z" (ISO 8601 UTC).
-// The second form writes into `out`, reusing its capacity.
-std::string iso8601_utc(std::string_view stored_created_at);
-void iso8601_utc(std::string_view stored_created_at, std::string& out);
-
-// Unix epoch milliseconds -> the spec's created_at format, UTC:
-// "2026-11-20T10:00:00.123" (what strftime('%Y-%m-%dT%H:%M:%f') writes).
-std::string created_at_from_ms(int64_t unix_ms);
-
-// True for errors that mean the file is damaged or not a database at all
-// (SQLITE_CORRUPT, SQLITE_NOTADB): the caller moves it aside and starts anew.
-bool is_corruption(const StoreError& error);
-
-// True for SQLITE_BUSY / SQLITE_LOCKED: another connection held the lock
-// past the busy timeout; trying again later may work.
-bool is_busy(const StoreError& error);
-
-// Renames a damaged database (and its -wal / -shm files, if any) to
-// "<path>.corrupt-<UTC timestamp>" (+ "-wal" / "-shm"), keeping every byte.
-// Returns the new path of the main file. Throws StoreError if it cannot.
-std::string move_aside_corrupt_database(const std::string& path);
-
-// How a QueueStore connection is set up. Defaults suit the plugin.
 // Row ids first..last, both included. Delivered batches are runs of
 // consecutive ids (AUTOINCREMENT, one writer), so a batch is usually one
 // range and deleting it is one statement.
@@ -92,10 +69,13 @@ void append_id(std::vector<IdRange>& ranges, int64_t id);
 // `ids` as maximal runs of consecutive ids: [3, 4, 5, 9] -> [3..5], [9..9].
 std::vector<IdRange> id_ranges(std::span<const int64_t> ids);
 
-struct StoreOptions {
-  uint32_t busy_timeout_ms = 5000;  // wait this long for another writer
-  int64_t max_database_bytes = 0;   // > 0: PRAGMA max_page_count cap (writes
-                                    // past it fail with SQLITE_FULL)
+// How far the plugin has processed the host's event log: the sequence of the
+// last mutation it processed (whether it stored a row for it or not) and
+// analytics_enabled as of that mutation.
+struct Checkpoint {
+  int64_t last_sequence = 0;
+  bool enabled = true;
+  bool operator==(const Checkpoint&) const = default;
 };
 
 // One step of an age-out pass (see QueueStore::age_out_step).
@@ -118,15 +98,21 @@ class QueueStore {
   QueueStore& operator=(const QueueStore&) = delete;
 
   // Inserts all rows in one transaction.
-  void insert(std::span<const NewRow> rows);
+  void insert(std::span<const NewRow> rows) { insert_capped(rows, 0); }
 
   // Inserts all rows and, in the same transaction, drops the oldest rows
-  // past `max_rows` (the cap). Returns how many rows the cap dropped.
-  int64_t insert_capped(std::span<const NewRow> rows, int64_t max_rows);
+  // past `max_rows` (> 0; 0: no cap) and, if given, stores `checkpoint`.
+  // Returns how many rows the cap dropped.
+  int64_t insert_capped(std::span<const NewRow> rows, int64_t max_rows,
+                        const std::optional<Checkpoint>& checkpoint = std::nullopt);
 
-  // The oldest rows (ORDER BY id), at most max_rows and, past the first row,
-  // at most max_bytes of event_type + properties + user_id + created_at.
-  std::vector<QueuedRow> read_oldest(size_t max_rows, size_t max_bytes);
+  // The stored checkpoint; nothing if none was ever stored.
+  std::optional<Checkpoint> checkpoint();
+
+  // The rows with id > after_id in id order: at most max_rows and, past the
+  // first row, at most max_bytes (queued_row_bytes). Fills `rows`, reusing
+  // its elements and their strings.
+  void read_after(int64_t after_id, size_t max_rows, size_t max_bytes, std::vector<QueuedRow>& rows);
 
   // Deletes delivered rows (every row whose id is in one of the ranges), in
   // one transaction, one statement per range.
@@ -162,16 +148,12 @@ class QueueStore {
   // PRAGMA user_version of the open database.
   int schema_version();
 
-  sqlite3* handle() { return db_; }
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return connection_->path(); }
 
  private:
-  void migrate();
-  std::string path_;
-  sqlite3* db_ = nullptr;
-  // prepared statements live in the implementation
-  struct Statements;
-  Statements* statements_ = nullptr;
+  std::unique_ptr<wep::sqlite::Connection> connection_;
+  struct Statements;  // every statement, prepared once; destroyed before the connection
+  std::unique_ptr<Statements> statements_;
 };
 
 }  // namespace analytics

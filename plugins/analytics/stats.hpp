@@ -34,6 +34,12 @@ struct Stats {
   std::atomic<int64_t> requests_in_flight{0};       // send() calls not yet returned (0 or 1)
   std::atomic<int64_t> retries{0};                  // RETRY_LATER / FAILED verdicts
   std::atomic<int64_t> splits{0};                   // batches split (413 / rejects)
+  std::atomic<int64_t> catch_up_replayed{0};        // mutations read from the host's event log
+  std::atomic<int64_t> catch_up_ignored_live{0};    // live mutations at or below the checkpoint
+  std::atomic<int64_t> catch_up_deferred{0};        // live mutations the full buffer left to the log
+  std::atomic<int64_t> catch_up_runs{0};            // reads of the event log
+  std::atomic<int64_t> checkpoint{-1};              // last mutation sequence processed (-1: no log)
+  std::atomic<bool> catch_up_on{false};             // the host keeps an event log
 
   void set_last_error(std::string message) {
     std::lock_guard lock(mutex_);

@@ -1,19 +1,26 @@
 #include "use_cases.hpp"
 
+#include <algorithm>
+
 namespace analytics {
 
 EnqueueAnalyticsEventUseCase::Outcome EnqueueAnalyticsEventUseCase::execute(std::string_view mutation_type,
                                                                             std::string_view payload_json,
-                                                                            int64_t committed_at_ms) noexcept {
-  if (!enabled()) {
+                                                                            int64_t committed_at_ms,
+                                                                            int64_t sequence) noexcept {
+  if (!log_backed_ && !enabled()) {
     stats_.dropped_disabled.fetch_add(1, std::memory_order_relaxed);
     return Outcome::disabled;
   }
   bool pushed = false;
   try {
-    pushed = buffer_.try_push(mutation_type, payload_json, committed_at_ms);
+    pushed = buffer_.try_push(mutation_type, payload_json, committed_at_ms, sequence);
   } catch (...) {
     pushed = false;  // out of memory growing the arena: treated as full
+  }
+  if (!pushed && log_backed_) {
+    stats_.catch_up_deferred.fetch_add(1, std::memory_order_relaxed);
+    return Outcome::deferred_to_log;
   }
   if (!pushed) {
     stats_.dropped_buffer_full.fetch_add(1, std::memory_order_relaxed);
@@ -26,8 +33,9 @@ EnqueueAnalyticsEventUseCase::Outcome EnqueueAnalyticsEventUseCase::execute(std:
 void WriterProgress::advance(uint64_t ticket) {
   {
     std::lock_guard lock(mutex_);
-    if (ticket <= stored_) return;
-    stored_ = ticket;
+    if (advanced_ && ticket <= stored_) return;
+    advanced_ = true;
+    stored_ = std::max(stored_, ticket);
   }
   changed_.notify_all();
 }
@@ -42,13 +50,8 @@ void WriterProgress::close() {
 
 bool WriterProgress::wait_for(uint64_t ticket) {
   std::unique_lock lock(mutex_);
-  changed_.wait(lock, [&] { return stored_ >= ticket || closed_; });
-  return stored_ >= ticket;
-}
-
-uint64_t WriterProgress::stored() const {
-  std::lock_guard lock(mutex_);
-  return stored_;
+  changed_.wait(lock, [&] { return (advanced_ && stored_ >= ticket) || closed_; });
+  return advanced_ && stored_ >= ticket;
 }
 
 int64_t PendingAnalyticsCountUseCase::execute() {

@@ -23,16 +23,26 @@ namespace analytics {
 // analytics is disabled. Runs on the host's lane thread, so it only hands the
 // event to the writer thread (which maps and stores it) and returns in
 // microseconds. Thread-safe.
+//
+// Two modes. Without an event log (the default) this use case decides:
+// disabled events are dropped here, a full buffer drops the event. Backed
+// by the host's event log (set_log_backed), every mutation goes to the writer,
+// which decides from the log's order (writer.hpp), and an event the full
+// buffer refuses is not lost: the writer reads it from the log.
 class EnqueueAnalyticsEventUseCase {
  public:
-  enum class Outcome { accepted, disabled, buffer_full };
+  enum class Outcome { accepted, disabled, buffer_full, deferred_to_log };
 
   // `buffer` and `stats` must outlive the use case. Starts enabled.
   EnqueueAnalyticsEventUseCase(HandOffBuffer& buffer, Stats& stats) : buffer_(buffer), stats_(stats) {}
 
   // Counts the outcome in stats (accepted / dropped_disabled /
-  // dropped_buffer_full). Never blocks, never throws.
-  Outcome execute(std::string_view mutation_type, std::string_view payload_json, int64_t committed_at_ms) noexcept;
+  // dropped_buffer_full / catch_up_deferred). Never blocks, never throws.
+  Outcome execute(std::string_view mutation_type, std::string_view payload_json, int64_t committed_at_ms,
+                  int64_t sequence = 0) noexcept;
+
+  // Set before the first execute() (not thread-safe against it).
+  void set_log_backed(bool log_backed) { log_backed_ = log_backed; }
 
   // The analytics_enabled setting; takes effect for the next execute().
   void set_enabled(bool enabled) { enabled_.store(enabled, std::memory_order_release); }
@@ -42,22 +52,25 @@ class EnqueueAnalyticsEventUseCase {
   HandOffBuffer& buffer_;
   Stats& stats_;
   std::atomic<bool> enabled_{true};
+  bool log_backed_ = false;
 };
 
-// How far the writer thread got, as HandOffBuffer tickets: every event with a
-// ticket <= stored() has been stored (or dropped and counted). Thread-safe.
+// How far the writer thread got, as HandOffBuffer tickets: once advance(t)
+// was called, every event with a ticket <= t has been stored (or dropped and
+// counted). The first advance() also means the writer has finished its
+// catch-up from the host's event log. Thread-safe.
 class WriterProgress {
  public:
   void advance(uint64_t ticket);
   // The writer has ended: waiters return instead of waiting forever.
   void close();
-  // Blocks until stored() >= ticket (true) or close() (false).
+  // Blocks until advance() reached `ticket` (true) or close() (false).
   bool wait_for(uint64_t ticket);
-  uint64_t stored() const;
 
  private:
-  mutable std::mutex mutex_;
+  std::mutex mutex_;
   std::condition_variable changed_;
+  bool advanced_ = false;
   uint64_t stored_ = 0;
   bool closed_ = false;
 };
@@ -124,7 +137,11 @@ class FlushAnalyticsQueueUseCase {
       : store_(store), stats_(stats), batch_size_(batch_size), batch_max_bytes_(batch_max_bytes) {}
 
   // The oldest rows, each with its stable event_id. Empty: nothing queued.
-  std::vector<QueuedRow> next_batch() { return store_.read_oldest(batch_size_, batch_max_bytes_); }
+  std::vector<QueuedRow> next_batch() {
+    std::vector<QueuedRow> rows;
+    store_.read_after(0, batch_size_, batch_max_bytes_, rows);
+    return rows;
+  }
 
   // The transport stored these rows: delete them, count them as delivered.
   void mark_delivered(std::span<const IdRange> ranges);

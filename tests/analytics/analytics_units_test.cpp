@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 #include <fstream>
 #include <thread>
+#include <wep/sqlite/move_aside.hpp>
 
 #include "config.hpp"
 #include "event_mapper.hpp"
@@ -21,6 +22,13 @@ using analytics_test::is_uuid_v5;
 using analytics_test::TempDir;
 
 namespace {
+
+// The rows the flusher would read first (the one row reader, from the start).
+std::vector<QueuedRow> read_rows(QueueStore& store, size_t max_rows, size_t max_bytes) {
+  std::vector<QueuedRow> rows;
+  store.read_after(0, max_rows, max_bytes, rows);
+  return rows;
+}
 
 std::string config_error(const std::string& json, const std::string& plugin_dir = "/plugins") {
   try {
@@ -171,7 +179,7 @@ BOOST_AUTO_TEST_CASE(the_spec_table_is_created_exactly_as_written) {
   const std::string sql = db.scalar("SELECT sql FROM sqlite_master WHERE name = 'analytics_queue'");
   BOOST_TEST(sql.find("id INTEGER PRIMARY KEY AUTOINCREMENT") != std::string::npos);
   BOOST_TEST(db.integer("PRAGMA user_version") == QueueStore::latest_schema_version());
-  BOOST_TEST(QueueStore::latest_schema_version() == 3);
+  BOOST_TEST(QueueStore::latest_schema_version() == 4);
   BOOST_TEST(db.scalar("PRAGMA journal_mode") == "wal");
   BOOST_TEST(db.integer("SELECT count(*) FROM sqlite_master WHERE name = 'analytics_dead_letter'") == 1);
 
@@ -193,9 +201,9 @@ BOOST_AUTO_TEST_CASE(migrating_a_version_1_database_keeps_its_rows) {
         "PRAGMA user_version = 1;");
   }
   QueueStore store(file.string());
-  BOOST_TEST(store.schema_version() == 3);
+  BOOST_TEST(store.schema_version() == 4);
   BOOST_TEST(store.count() == 3);  // the counter starts from the rows already queued
-  const auto rows = store.read_oldest(10, 1 << 20);
+  const auto rows = read_rows(store, 10, 1 << 20);
   BOOST_REQUIRE(rows.size() == 3u);
   BOOST_TEST(rows[0].event_type == "a");
   BOOST_TEST(*rows[0].properties_json == R"({"k":1})");
@@ -212,7 +220,7 @@ BOOST_AUTO_TEST_CASE(a_newer_schema_is_refused_untouched) {
     QueueStore store(file.string());
     BOOST_FAIL("opened a database of a newer schema");
   } catch (const StoreError& e) {
-    BOOST_TEST(std::string(e.what()).find("newer than this plugin's 3") != std::string::npos);
+    BOOST_TEST(std::string(e.what()).find("is newer than this build's 4") != std::string::npos);
     BOOST_TEST(!is_corruption(e));
   }
   BOOST_TEST(Db(file).integer("PRAGMA user_version") == 99);
@@ -229,7 +237,7 @@ BOOST_AUTO_TEST_CASE(insert_read_remove_dead_letter_keep_the_count_in_step) {
   store.insert(rows);
   BOOST_TEST(store.count() == 10);
 
-  auto batch = store.read_oldest(4, 1 << 20);
+  auto batch = read_rows(store, 4, 1 << 20);
   BOOST_REQUIRE(batch.size() == 4u);
   for (size_t i = 0; i < batch.size(); ++i) {
     BOOST_TEST(batch[i].id == static_cast<int64_t>(i + 1));
@@ -248,7 +256,7 @@ BOOST_AUTO_TEST_CASE(insert_read_remove_dead_letter_keep_the_count_in_step) {
   store.dead_letter(refused, "400: bad event");
   BOOST_TEST(store.count() == 7);
   BOOST_TEST(store.dead_letter_count() == 1);
-  BOOST_TEST(store.read_oldest(1, 1 << 20).at(0).id == 4);
+  BOOST_TEST(read_rows(store, 1, 1 << 20).at(0).id == 4);
 
   Db db(dir / "q.db");
   BOOST_TEST(db.scalar("SELECT event_type || '|' || ifnull(properties, 'NULL') || '|' || user_id || '|' || "
@@ -274,23 +282,23 @@ BOOST_AUTO_TEST_CASE(delivered_ids_are_deleted_as_runs_of_consecutive_ids) {
   store.insert(std::vector<NewRow>(14, row("e", "2026-11-20T10:00:00.000")));
   store.remove(ids);  // the ids between the runs (6-8, 10) stay
   std::vector<int64_t> left;
-  for (const QueuedRow& r : store.read_oldest(100, 1 << 20)) left.push_back(r.id);
+  for (const QueuedRow& r : read_rows(store, 100, 1 << 20)) left.push_back(r.id);
   const std::vector<int64_t> expected = {1, 2, 6, 7, 8, 10, 13, 14};
   BOOST_TEST(left == expected, boost::test_tools::per_element());
   BOOST_TEST(store.count() == 8);
   BOOST_TEST(store.recount() == 8);
 }
 
-BOOST_AUTO_TEST_CASE(read_oldest_honours_the_byte_cap_but_always_returns_one_row) {
+BOOST_AUTO_TEST_CASE(read_after_honours_the_byte_cap_but_always_returns_one_row) {
   TempDir dir;
   QueueStore store((dir / "q.db").string());
   const std::string big(500, 'x');
   std::vector<NewRow> rows;
   for (int i = 0; i < 5; ++i) rows.push_back(row("e", "2026-11-20T10:00:00.000", R"({"s":")" + big + "\"}"));
   store.insert(rows);
-  BOOST_TEST(store.read_oldest(10, 100).size() == 1u);     // a single row larger than the cap
-  BOOST_TEST(store.read_oldest(10, 1200).size() == 2u);    // ~550 bytes each
-  BOOST_TEST(store.read_oldest(3, 1 << 20).size() == 3u);  // the row cap
+  BOOST_TEST(read_rows(store, 10, 100).size() == 1u);     // a single row larger than the cap
+  BOOST_TEST(read_rows(store, 10, 1200).size() == 2u);    // ~550 bytes each
+  BOOST_TEST(read_rows(store, 3, 1 << 20).size() == 3u);  // the row cap
 }
 
 BOOST_AUTO_TEST_CASE(the_cap_drops_the_oldest_rows_in_the_same_transaction) {
@@ -303,7 +311,7 @@ BOOST_AUTO_TEST_CASE(the_cap_drops_the_oldest_rows_in_the_same_transaction) {
                                 row("f", "2026-11-20T10:00:00.006"), row("g", "2026-11-20T10:00:00.007")};
   BOOST_TEST(store.insert_capped(second, 5) == 2);
   BOOST_TEST(store.count() == 5);
-  const auto left = store.read_oldest(10, 1 << 20);
+  const auto left = read_rows(store, 10, 1 << 20);
   BOOST_REQUIRE(left.size() == 5u);
   BOOST_TEST(left.front().event_type == "c");
   BOOST_TEST(left.back().event_type == "g");
@@ -333,7 +341,7 @@ BOOST_AUTO_TEST_CASE(age_out_steps_cover_every_row_even_out_of_order) {
   BOOST_TEST(steps >= 7);    // 20 rows, 3 per step
   BOOST_TEST(store.count() == 13);
   BOOST_TEST(store.recount() == 13);
-  for (const auto& r : store.read_oldest(100, 1 << 20)) BOOST_TEST(r.event_type == "new");
+  for (const auto& r : read_rows(store, 100, 1 << 20)) BOOST_TEST(r.event_type == "new");
 }
 
 BOOST_AUTO_TEST_CASE(event_ids_are_rfc4122_name_based_and_stable) {
@@ -359,11 +367,12 @@ BOOST_AUTO_TEST_CASE(time_formats) {
 BOOST_AUTO_TEST_CASE(a_held_write_lock_is_reported_as_busy) {
   TempDir dir;
   const std::string file = (dir / "q.db").string();
-  QueueStore holder(file);
+  QueueStore other_first(file);  // creates the schema
+  analytics_test::Db holder(file, SQLITE_OPEN_READWRITE);
   StoreOptions impatient;
   impatient.busy_timeout_ms = 0;
   QueueStore other(file, impatient);
-  sqlite3_exec(holder.handle(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
+  holder.exec("BEGIN IMMEDIATE");
   std::vector<NewRow> rows = {row("a", "2026-11-20T10:00:00.000")};
   try {
     other.insert(rows);
@@ -371,7 +380,7 @@ BOOST_AUTO_TEST_CASE(a_held_write_lock_is_reported_as_busy) {
   } catch (const StoreError& e) {
     BOOST_TEST(is_busy(e));
   }
-  sqlite3_exec(holder.handle(), "COMMIT", nullptr, nullptr, nullptr);
+  holder.exec("COMMIT");
   other.insert(rows);  // and works once the lock is free
   BOOST_TEST(other.count() == 1);
 }
@@ -391,7 +400,7 @@ BOOST_AUTO_TEST_CASE(a_size_cap_fails_inserts_like_a_full_disk) {
       stored += 20;
     } catch (const StoreError& e) {
       full = true;
-      BOOST_TEST((e.sqlite_code() & 0xff) == SQLITE_FULL);
+      BOOST_TEST((e.code() & 0xff) == SQLITE_FULL);
       BOOST_TEST(std::string(e.what()).find("full") != std::string::npos);
     }
   }
@@ -411,7 +420,7 @@ BOOST_AUTO_TEST_CASE(a_damaged_file_is_recognised_and_moved_aside_whole) {
   } catch (const StoreError& e) {
     BOOST_TEST(is_corruption(e));
   }
-  const std::string moved = move_aside_corrupt_database(file.string());
+  const std::string moved = wep::sqlite::move_aside_damaged_database(file.string());
   BOOST_TEST(moved.rfind(file.string() + ".corrupt-", 0) == 0u);
   std::ifstream in(moved, std::ios::binary);
   const std::string kept((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

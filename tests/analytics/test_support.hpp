@@ -121,10 +121,13 @@ class Db {
 // Thread-safe like the contract requires.
 class DirectHost final : public wep::SettingsSource, public wep::IdentitySource {
  public:
-  DirectHost(std::string config_json, const fs::path& data_dir, std::string pseudonymous_id = "test-user")
+  // `event_log`: the host's event log, if it has one (borrowed).
+  DirectHost(std::string config_json, const fs::path& data_dir, std::string pseudonymous_id = "test-user",
+             const wep::EventLogSource* event_log = nullptr)
       : pseudonymous_id_(std::move(pseudonymous_id)) {
     fs::create_directories(data_dir);
     wep::HostServices services;
+    services.event_log = event_log;
     services.settings = this;
     services.identity = this;
     services.log = [this](int32_t level, std::string_view, std::string_view message) {

@@ -1,0 +1,148 @@
+// The writer: the thread that turns handed-off events into queued rows.
+//
+// It takes batches from the HandOffBuffer, maps mutations to rows
+// (EventMapper) and inserts them in transactions of up to
+// kMaxRowsPerTransaction rows (group commit); it runs the age-out every
+// maintenance_interval_ms and recovers from a damaged database by moving it
+// aside and creating a fresh one (the other connections are closed around
+// the move through Hooks; the transport is not touched).
+//
+// With the host's event log (API 1.1) the queue is a projection of the log:
+//   - The checkpoint (the last mutation processed, stored or not, and
+//     analytics_enabled as of it) is written in the same transaction as the
+//     rows (QueueStore::insert_capped), so a crash loses or repeats nothing.
+//   - At start, the writer reads the log after the checkpoint up to the
+//     newest mutation committed when start() was called, before any live
+//     event (catch-up); live events wait in the bounded
+//     buffer (or, when it is full, are left to the log), and a live mutation
+//     at or below the checkpoint is ignored. Whenever a live mutation does
+//     not follow the checkpoint (the buffer or the host's lane dropped some),
+//     or analytics_enabled changed just before it, the writer first reads
+//     the log from the checkpoint up to it instead of guessing.
+//   - analytics_enabled is taken from the log's setting changes, in log
+//     order: a mutation committed while it was false is never recorded.
+//     Privacy wins at the start-up catch-up (what was committed while the
+//     plugin was not running): a mutation it reads is recorded only if
+//     analytics was enabled when it was committed, no change to false was
+//     logged after it (up to where the catch-up ends), and analytics is
+//     enabled when the catch-up starts. Live, a mutation is recorded as soon
+//     as it is processed, which is before any later change.
+//   - First start (no checkpoint): the writer starts at the end of the log;
+//     what happened before the plugin was installed is not recorded.
+// Without a log, events are recorded as they arrive (the lane has already
+// dropped the disabled ones), and a crash loses what was not yet stored.
+//
+// Thread safety: open() and start() from one thread before the writer runs;
+// request_stop() and join() from any one thread; stats are atomics.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+#include <wep/plugin.hpp>
+
+#include "config.hpp"
+#include "event_mapper.hpp"
+#include "hand_off_buffer.hpp"
+#include "queue_store.hpp"
+#include "stats.hpp"
+#include "use_cases.hpp"
+
+namespace analytics {
+
+// Rows per insert transaction (group commit). Past about a thousand rows a
+// bigger transaction saves nothing and only grows the WAL and spills the
+// page cache.
+constexpr size_t kMaxRowsPerTransaction = 4096;
+
+// "true" -> true; anything but the JSON literal true -> false (privacy first
+// when a value is unclear).
+bool enabled_from_json(std::string_view value_json);
+
+class Writer {
+ public:
+  struct Hooks {
+    std::function<void()> rows_stored;                     // after each committed insert of rows
+    std::function<void()> close_connections;               // before a damaged file is moved aside
+    std::function<void()> reopen_connections;              // after the fresh file exists
+    std::function<void(const std::string&)> report_error;  // a store problem, for log and stats
+  };
+
+  // Everything passed must outlive the writer.
+  Writer(const AnalyticsConfig& config, const StoreOptions& store_options, wep::Host host, Stats& stats,
+         HandOffBuffer& buffer, WriterProgress& progress, EventMapper& mapper, Hooks hooks);
+  ~Writer();
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  // Opens the queue (a damaged file is moved aside), repairs the pending
+  // counter and runs a full age-out. Failures are reported, not thrown.
+  void open();
+
+  // Starts the thread. `log_backed`: the host keeps an event log; the
+  // checkpoint is read (on a first start: set to the end of the log) before
+  // this returns, and the thread catches up from it before taking live
+  // events.
+  void start(bool log_backed);
+
+  // Asks the thread to end: it stores what the buffer accepted (a catch-up
+  // under way stops at the next row; the rest is read at the next start).
+  void request_stop();
+  // Waits for the thread to end, then closes the queue connection.
+  void join();
+
+ private:
+  struct AgeOutPass {
+    bool active = false;
+    int64_t after_id = 0;
+    std::string cutoff_created_at;
+  };
+
+  void run() noexcept;
+  void initial_checkpoint();
+  void process_batch(const HandOffBatch& batch);
+  // Processes the log after the checkpoint, in order, up to (not including)
+  // mutation `before_sequence`. privacy_first: the start-up catch-up's rule
+  // (see the top of this file).
+  void read_log(int64_t before_sequence, bool privacy_first);
+  void add_mutation(std::string_view type, std::string_view payload, int64_t committed_at_ms, bool record);
+  void flush_rows();
+  void insert_rows(std::span<const NewRow> rows, const std::optional<Checkpoint>& checkpoint);
+  bool open_store();
+  bool recover_from_corruption(const std::string& reason);
+  void begin_age_out(AgeOutPass& pass);
+  void age_out_step(AgeOutPass& pass);
+  bool read_enabled_setting();
+
+  const AnalyticsConfig& config_;
+  const StoreOptions store_options_;
+  const wep::Host host_;
+  Stats& stats_;
+  HandOffBuffer& buffer_;
+  WriterProgress& progress_;
+  EventMapper& mapper_;
+  const Hooks hooks_;
+
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+
+  // The writer thread's own (open() uses them before the thread exists).
+  std::unique_ptr<QueueStore> store_;
+  bool store_failing_ = false;
+  bool log_backed_ = false;
+  Checkpoint checkpoint_;                // log-backed: where the rows end
+  std::optional<Checkpoint> committed_;  // the checkpoint last written
+  std::vector<NewRow> rows_;             // reused: rows keep their strings' capacity
+  size_t used_rows_ = 0;
+  int64_t log_end_at_start_ = 0;  // the newest mutation when start() was called
+  bool setting_pending_ = false;  // a live analytics_enabled change not yet placed from the log
+  bool pending_enabled_ = false;  // its value
+};
+
+}  // namespace analytics

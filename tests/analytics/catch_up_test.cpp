@@ -1,0 +1,293 @@
+// Catch-up from the host's event log: the analytics plugin in the host stub
+// (the real event log in host.db) and against a host double whose log is in
+// memory. Every row carries the mutation's counter "n", so each test knows
+// exactly which mutations were recorded.
+#define BOOST_TEST_MODULE analytics_catch_up
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <boost/test/unit_test.hpp>
+#include <host_stub/host.hpp>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test_support.hpp"
+
+using analytics_test::Db;
+using analytics_test::DirectHost;
+using analytics_test::LoadedPlugin;
+using analytics_test::stat;
+using analytics_test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string config(int buffer_capacity = 65536, int maintenance_interval_ms = 60000) {
+  return R"({"events": {"note.created": {"event_type": "note_created", "properties": ["n"]}}, "buffer_capacity": )" +
+         std::to_string(buffer_capacity) + R"(, "maintenance_interval_ms": )" +
+         std::to_string(maintenance_interval_ms) + "}";
+}
+
+std::string payload(int64_t n) { return "{\"n\":" + std::to_string(n) + "}"; }
+
+// n -> how many rows carry it, read from the queue file.
+std::map<int64_t, int> recorded(const fs::path& database) {
+  Db db(database, SQLITE_OPEN_READONLY);
+  std::map<int64_t, int> counts;
+  sqlite3_stmt* stmt = nullptr;
+  sqlite3_prepare_v2(db.handle(), "SELECT json_extract(properties, '$.n') FROM analytics_queue", -1, &stmt, nullptr);
+  while (sqlite3_step(stmt) == SQLITE_ROW) ++counts[sqlite3_column_int64(stmt, 0)];
+  sqlite3_finalize(stmt);
+  return counts;
+}
+
+std::set<int64_t> keys(const std::map<int64_t, int>& counts) {
+  std::set<int64_t> out;
+  for (const auto& [n, count] : counts) {
+    BOOST_TEST(count == 1, "n " << n << " recorded " << count << " times");
+    out.insert(n);
+  }
+  return out;
+}
+
+// Polls `condition` (another thread's progress with nothing to block on).
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+std::set<int64_t> range(int64_t first, int64_t last) {
+  std::set<int64_t> out;
+  for (int64_t n = first; n <= last; ++n) out.insert(n);
+  return out;
+}
+
+// The host stub with the analytics plugin loaded on demand.
+struct StubFixture {
+  TempDir dir;
+  std::unique_ptr<host_stub::Host> host;
+  std::string plugin_config = config();
+
+  StubFixture() {
+    host_stub::HostOptions options;
+    options.data_dir = dir / "data";
+    host = std::make_unique<host_stub::Host>(options);
+  }
+  fs::path database() const { return dir / "data" / "plugins" / "analytics" / "analytics.db"; }
+  void load() { host->load_plugin(ANALYTICS_PATH, plugin_config); }
+  void unload() { host->unload_plugin("analytics"); }
+  int64_t mutate(int64_t n) { return host->mutate("note.created", payload(n)); }
+  void set_enabled(bool enabled) { host->set_setting("analytics_enabled", enabled ? "true" : "false"); }
+  // Every mutation committed so far is processed (stored or not).
+  void settle() {
+    BOOST_REQUIRE(host->pending().has_value());  // the writer's catch-up and queue are behind us
+  }
+  std::string stats() {
+    rapidjson::Document doc;
+    doc.Parse(host->stats_json().c_str());
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+    doc["plugins"]["analytics"].Accept(writer);
+    return buffer.GetString();
+  }
+};
+
+// A host log in memory: mutations and setting changes in order.
+class MemoryEventLog final : public wep::EventLogSource {
+ public:
+  int64_t append_mutation(std::string type, std::string payload_json) {
+    std::lock_guard lock(mutex_);
+    entries_.push_back({WEP_EVENT_MUTATION_COMMITTED, ++last_, std::move(type), std::move(payload_json)});
+    return last_;
+  }
+  void append_setting(std::string key, std::string value_json) {
+    std::lock_guard lock(mutex_);
+    entries_.push_back({WEP_EVENT_SETTING_CHANGED, last_, std::move(key), std::move(value_json)});
+  }
+  void read_after(int64_t after_sequence, const std::function<bool(const wep::LoggedEvent&)>& visit) const override {
+    std::vector<Entry> copy;
+    {
+      std::lock_guard lock(mutex_);
+      copy = entries_;
+    }
+    for (const Entry& entry : copy) {
+      const bool wanted = entry.kind == WEP_EVENT_MUTATION_COMMITTED ? entry.sequence > after_sequence
+                                                                     : entry.sequence >= after_sequence;
+      if (!wanted) continue;
+      wep::LoggedEvent event;
+      event.kind = entry.kind;
+      event.sequence = entry.sequence;
+      if (entry.kind == WEP_EVENT_MUTATION_COMMITTED) {
+        event.type = entry.first;
+        event.payload_json = entry.second;
+      } else {
+        event.setting_key = entry.first;
+        event.setting_value_json = entry.second;
+      }
+      if (!visit(event)) return;
+    }
+  }
+  int64_t last_sequence() const override {
+    std::lock_guard lock(mutex_);
+    return last_;
+  }
+
+ private:
+  struct Entry {
+    uint32_t kind;
+    int64_t sequence;
+    std::string first, second;
+  };
+  mutable std::mutex mutex_;
+  std::vector<Entry> entries_;
+  int64_t last_ = 0;
+};
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_CASE(first_start_records_from_the_end_of_the_log, StubFixture) {
+  for (int n = 1; n <= 5; ++n) mutate(n);  // before the plugin was installed
+  load();
+  for (int n = 6; n <= 8; ++n) mutate(n);
+  settle();
+  BOOST_TEST(keys(recorded(database())) == range(6, 8));
+  BOOST_TEST(stat(stats(), "/catch_up/checkpoint") == 8);
+}
+
+BOOST_FIXTURE_TEST_CASE(mutations_committed_while_the_plugin_was_not_running_are_caught_up_exactly_once, StubFixture) {
+  load();
+  for (int n = 1; n <= 3; ++n) mutate(n);
+  settle();
+  unload();  // as if the process had died: the lane and buffer are gone
+  for (int n = 4; n <= 10; ++n) mutate(n);
+  load();
+  settle();
+  unload();
+  load();  // nothing new: nothing replayed twice
+  mutate(11);
+  settle();
+  BOOST_TEST(keys(recorded(database())) == range(1, 11));
+}
+
+BOOST_FIXTURE_TEST_CASE(opt_out_stays_exact_through_a_catch_up_and_privacy_wins, StubFixture) {
+  load();
+  mutate(1);
+  settle();
+  unload();
+  mutate(2);           // enabled, but turned off later: not recorded (privacy wins)
+  set_enabled(false);  //
+  mutate(3);           // disabled: never recorded
+  set_enabled(true);
+  mutate(4);  // enabled and not turned off since: recorded
+  load();
+  mutate(5);
+  settle();
+  BOOST_TEST(keys(recorded(database())) == std::set<int64_t>({1, 4, 5}));
+
+  unload();
+  mutate(6);
+  set_enabled(false);  // off now: nothing from before is recorded later
+  load();
+  mutate(7);
+  settle();
+  BOOST_TEST(keys(recorded(database())) == std::set<int64_t>({1, 4, 5}));
+  BOOST_TEST(stat(stats(), "/dropped/disabled") == 2);
+}
+
+BOOST_FIXTURE_TEST_CASE(live_setting_changes_apply_in_log_order, StubFixture) {
+  load();
+  settle();  // the start-up catch-up (privacy first) is over: live order from here
+  mutate(1);
+  set_enabled(false);
+  mutate(2);
+  set_enabled(true);
+  mutate(3);
+  settle();
+  BOOST_TEST(keys(recorded(database())) == std::set<int64_t>({1, 3}));
+}
+
+BOOST_FIXTURE_TEST_CASE(mutations_go_on_during_a_catch_up_and_each_is_recorded_once, StubFixture) {
+  load();
+  mutate(1);
+  settle();
+  unload();
+  constexpr int kBacklog = 20000;
+  for (int n = 2; n <= kBacklog; ++n) mutate(n);
+  load();  // returns before the catch-up is done
+  for (int n = kBacklog + 1; n <= kBacklog + 500; ++n) mutate(n);
+  settle();
+  BOOST_TEST(keys(recorded(database())) == range(1, kBacklog + 500));
+  BOOST_TEST(stat(stats(), "/catch_up/replayed") >= kBacklog - 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_full_buffer_or_lane_loses_nothing_the_log_has) {
+  TempDir dir;
+  host_stub::HostOptions options;
+  options.data_dir = dir / "data";
+  options.lane_capacity = 4;  // the host's lane drops too
+  host_stub::Host host(options);
+  host.load_plugin(ANALYTICS_PATH, config(/*buffer_capacity=*/2, /*maintenance_interval_ms=*/50));
+  constexpr int kMutations = 3000;
+  for (int n = 1; n <= kMutations; ++n) host.mutate("note.created", payload(n));
+  const fs::path database = dir / "data" / "plugins" / "analytics" / "analytics.db";
+  // Drops at the very end show no later gap: the maintenance tick finds them.
+  const bool all = eventually(
+      [&] {
+        host.pending();
+        return recorded(database).size() == static_cast<size_t>(kMutations);
+      },
+      std::chrono::seconds(30));
+  BOOST_TEST(all);
+  BOOST_TEST(keys(recorded(database)) == range(1, kMutations));
+}
+
+BOOST_AUTO_TEST_CASE(a_live_event_at_or_below_the_checkpoint_is_ignored) {
+  TempDir dir;
+  MemoryEventLog log;
+  DirectHost host(config(), dir / "plugin", "user", &log);
+  LoadedPlugin plugin(ANALYTICS_PATH, host);
+  BOOST_TEST(plugin.pending() == 0);  // the start-up catch-up has run
+  for (int n = 1; n <= 3; ++n) {
+    const int64_t sequence = log.append_mutation("note.created", payload(n));
+    plugin.mutation("note.created", payload(n), sequence, analytics_test::now_ms());
+  }
+  plugin.mutation("note.created", payload(2), 2, analytics_test::now_ms());  // a replay of the bus
+  plugin.mutation("note.created", payload(3), 3, analytics_test::now_ms());
+  const int64_t sequence = log.append_mutation("note.created", payload(4));
+  plugin.mutation("note.created", payload(4), sequence, analytics_test::now_ms());
+  BOOST_TEST(plugin.pending() == 4);
+  BOOST_TEST(stat(plugin.stats(), "/catch_up/ignored_live") == 2);
+  BOOST_TEST(keys(recorded(dir / "plugin" / "analytics.db")) == range(1, 4));
+}
+
+BOOST_AUTO_TEST_CASE(a_gap_in_the_live_sequence_is_filled_from_the_log_in_order) {
+  TempDir dir;
+  MemoryEventLog log;
+  DirectHost host(config(), dir / "plugin", "user", &log);
+  LoadedPlugin plugin(ANALYTICS_PATH, host);
+  log.append_mutation("note.created", payload(1));  // never reaches the plugin's bus
+  log.append_mutation("note.created", payload(2));
+  const int64_t sequence = log.append_mutation("note.created", payload(3));
+  plugin.mutation("note.created", payload(3), sequence, analytics_test::now_ms());
+  BOOST_TEST(plugin.pending() == 3);
+  BOOST_TEST(keys(recorded(dir / "plugin" / "analytics.db")) == range(1, 3));
+}
+
+BOOST_AUTO_TEST_CASE(a_host_without_an_event_log_says_crash_catch_up_is_off) {
+  TempDir dir;
+  DirectHost host(config(), dir / "plugin");
+  LoadedPlugin plugin(ANALYTICS_PATH, host);
+  BOOST_TEST(host.wait_for_log("crash catch-up is off", std::chrono::seconds(5)));
+  const std::string stats = plugin.stats();
+  BOOST_TEST(stats.find("\"catch_up\":{\"on\":false,\"checkpoint\":null") != std::string::npos, stats);
+  plugin.mutation("note.created", payload(1), 1, analytics_test::now_ms());  // still recorded live
+  BOOST_TEST(plugin.pending() == 1);
+}
