@@ -25,9 +25,13 @@ function(wep_add_plugin target)
     C_VISIBILITY_PRESET hidden
     CXX_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON)
-  target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-fno-gnu-unique>)
-  target_link_options(${target} PRIVATE -Wl,--no-undefined -Wl,--exclude-libs,ALL
-                      -Wl,--version-script=${exports_map})
+  target_compile_options(${target} PRIVATE $<$<AND:$<COMPILE_LANGUAGE:CXX>,$<CXX_COMPILER_ID:GNU>>:-fno-gnu-unique>)
+  # --no-undefined, except in clang sanitizer builds (WEP_PLUGIN_ALLOW_UNDEFINED): there the
+  # sanitizer runtime lives in the executable, not in each plugin.
+  if(NOT WEP_PLUGIN_ALLOW_UNDEFINED)
+    target_link_options(${target} PRIVATE -Wl,--no-undefined)
+  endif()
+  target_link_options(${target} PRIVATE -Wl,--exclude-libs,ALL -Wl,--version-script=${exports_map})
   set_property(TARGET ${target} APPEND PROPERTY LINK_DEPENDS ${exports_map})
   target_link_libraries(${target} PRIVATE wep::plugin_api)
 endfunction()

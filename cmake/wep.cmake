@@ -12,7 +12,7 @@ function(wep_add_plugin_library target)
     CXX_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON
     POSITION_INDEPENDENT_CODE ON)
-  target_compile_options(${target} PRIVATE -fno-gnu-unique)
+  target_compile_options(${target} PRIVATE $<$<CXX_COMPILER_ID:GNU>:-fno-gnu-unique>)  # GCC only; clang emits no unique symbols
 endfunction()
 
 # wep_embed_text(<target> <file> <symbol>): makes the text of <file>

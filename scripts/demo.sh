@@ -10,6 +10,7 @@
 # JetStream cluster instead (build/bin/nats-cluster, Debian's nats-server)
 # through the nats transport, and are read back from the stream.
 # Needs only bash, sqlite3 (its JSON functions read the stats) and sed/awk.
+# DEMO_BACKEND_PORT: the local backend's port (default: any free one).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build_dir=${BUILD_DIR:-"$root/build"}
@@ -75,7 +76,7 @@ else
   api_key="demo-anon-key"
   mkfifo "$work/backend.out"
   "$build_dir/bin/test-backend" --cert "$build_dir/certs/server.pem" --key "$build_dir/certs/server.key" \
-    --api-key "$api_key" --persist "$work/arrived.ndjson" --ignore-stdin \
+    ${DEMO_BACKEND_PORT:+--port "$DEMO_BACKEND_PORT"} --api-key "$api_key" --persist "$work/arrived.ndjson" --ignore-stdin \
     < /dev/null > "$work/backend.out" 2> "$work/backend.log" &
   backend_pid=$!
   exec 3< "$work/backend.out"

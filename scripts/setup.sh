@@ -8,6 +8,7 @@ packages=(
   libsqlite3-dev sqlite3 rapidjson-dev libpoco-dev libssl-dev
   nats-server libnats-dev
   postgresql
+  clang libclang-rt-dev llvm  # scripts/fuzz.sh: libFuzzer, its sanitizer runtimes, llvm-symbolizer
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -6,6 +6,7 @@
 #include <rapidjson/writer.h>
 
 #include <stdexcept>
+#include <wep_support/bounded_json.hpp>
 #include <wep_support/json_config.hpp>
 
 namespace wep::json_config {
@@ -128,8 +129,12 @@ std::optional<Refusal> parse_and_validate(std::string_view json, std::string_vie
   if (schema_document.HasParseError())
     throw std::invalid_argument("the JSON schema is " + parse_error(schema_document));
 
-  out.Parse<rapidjson::kParseValidateEncodingFlag>(json.data(), json.size());
-  if (out.HasParseError()) return Refusal{{}, parse_error(out)};
+  const json::ParseOutcome parsed = json::parse_document<rapidjson::kParseValidateEncodingFlag>(out, json);
+  if (parsed.too_deep) return Refusal{{}, "not valid JSON: " + parsed.message()};
+  if (!parsed.ok())
+    return Refusal{
+        {},
+        "not valid JSON (offset " + std::to_string(parsed.offset) + "): " + rapidjson::GetParseError_En(parsed.code)};
 
   const rapidjson::SchemaDocument schema(schema_document);
   rapidjson::SchemaValidator validator(schema);

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 #include <wep/plugin.hpp>
+#include <wep_support/bounded_json.hpp>
 #include <wep_support/json_config.hpp>
 #include <wep_support/transport_json.hpp>
 

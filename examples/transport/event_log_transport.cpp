@@ -27,7 +27,8 @@ class EventLogTransport final : public wep::TransportPlugin {
   void start() override {
     const std::string text(host_.config_json());
     rapidjson::Document config;
-    config.Parse(text.empty() ? "{}" : text.c_str());
+    // Iterative: a config nested 100,000 deep is an error, not a stack overflow.
+    config.Parse<rapidjson::kParseIterativeFlag>(text.empty() ? "{}" : text.c_str());
     if (config.HasParseError() || !config.IsObject())
       throw wep::Error(WEP_ERR_INVALID_ARGUMENT, "event_log config: not a JSON object");
     const auto path = config.FindMember("path");

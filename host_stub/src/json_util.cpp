@@ -5,14 +5,16 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <wep_support/bounded_json.hpp>
+
 namespace host_stub {
 
 std::optional<std::string> compact_json(std::string_view text, bool require_object, std::string& error) {
   rapidjson::Document document;
-  document.Parse<rapidjson::kParseValidateEncodingFlag>(text.data(), text.size());
-  if (document.HasParseError()) {
-    error = std::string("invalid JSON at offset ") + std::to_string(document.GetErrorOffset()) + ": " +
-            rapidjson::GetParseError_En(document.GetParseError());
+  const wep::json::ParseOutcome parsed =
+      wep::json::parse_document<rapidjson::kParseValidateEncodingFlag>(document, text);
+  if (!parsed.ok()) {
+    error = parsed.message();
     return std::nullopt;
   }
   if (require_object && !document.IsObject()) {

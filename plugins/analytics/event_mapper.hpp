@@ -1,8 +1,8 @@
 // Mutation -> analytics row, with privacy by construction.
 //
 // Only mapped mutation types are recorded; only the keys listed for the type
-// are kept, and only when their value is a number, a boolean or a short
-// string that does not look like personal data.
+// are kept, and only when their value is a boolean, a number or a short
+// string that does not look like personal data (pii_screen.hpp).
 #pragma once
 
 #include <cstddef>
@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "config.hpp"
+#include "pii_screen.hpp"
 #include "queue_store.hpp"
 #include "stats.hpp"
 
@@ -20,21 +21,6 @@ namespace analytics {
 
 // A string property is kept only if it is at most this many bytes long.
 inline constexpr size_t kMaxPropertyStringBytes = 64;
-
-enum class PiiKind { none, email, phone, ip_address, url, long_number };
-
-// What a string looks like. Deliberately eager (privacy first): a false
-// positive only loses one property value. Rules, checked in this order:
-//   email       <local>@<domain>.<tld>
-//   url         <scheme>:// or www.
-//   ip_address  a run of [0-9A-Fa-f:.] that inet_pton accepts (IPv4 with its
-//               three dots, or IPv6 with three ':' or two ':' and a digit)
-//   phone       a run of digits and phone punctuation (space + ( ) - .)
-//               with 7..15 digits and some punctuation or a leading '+'
-//   long_number any other run like that with 7 or more digits
-// Dates such as "2026-11-20" therefore count as phone-like and are dropped;
-// map a date as a number if it is needed.
-PiiKind classify_pii(std::string_view text);
 
 // Maps events for one plugin instance. Used by the writer thread only.
 class EventMapper {
@@ -51,6 +37,8 @@ class EventMapper {
 
  private:
   const std::string& created_at(int64_t committed_at_ms);
+  // Counts a value the screen refused (true) in stats; false for PiiKind::none.
+  bool count_pii(PiiKind kind);
 
   struct Buffers;  // RapidJSON buffers reused between calls (kept out of this header)
 

@@ -22,9 +22,10 @@ struct Stats {
   std::atomic<int64_t> properties_dropped_long{0};  // strings longer than the short-string limit
   std::atomic<int64_t> pii_email{0};                // e-mail addresses
   std::atomic<int64_t> pii_phone{0};                // phone-number-like digit groups
-  std::atomic<int64_t> pii_ip{0};                   // IPv4 / IPv6 addresses
+  std::atomic<int64_t> pii_ip{0};                   // IPv4 / IPv6 / MAC addresses
   std::atomic<int64_t> pii_url{0};                  // URLs
-  std::atomic<int64_t> pii_long_number{0};          // long digit runs (ids, card numbers)
+  std::atomic<int64_t> pii_long_number{0};          // long digit runs (ids, card numbers), card-like integers
+  std::atomic<int64_t> pii_secret{0};               // credentials, JWTs, API keys, high-entropy tokens
   std::atomic<int64_t> corrupt_recoveries{0};       // damaged files moved aside
   std::atomic<int64_t> aged_out{0};                 // rows past retention_days
   std::atomic<int64_t> delivered{0};                // rows the transport stored

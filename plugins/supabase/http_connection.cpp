@@ -24,12 +24,29 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <sstream>
+#include <string>
 #include <thread>
 #include <wep/plugin.hpp>
 #include <wep_support/sigpipe_guard.hpp>
 
 namespace supabase {
 namespace {
+
+// The status code as a number. Poco keeps it in an HTTPStatus enum, which a
+// code such as 899 does not fit (reading it back through getStatus() is
+// undefined behaviour), so it is read from the status line Poco writes.
+int status_code_of(const Poco::Net::HTTPResponse& response) {
+  std::ostringstream head;
+  response.write(head);  // "HTTP/1.1 899 Reason\r\n..."
+  const std::string text = head.str();
+  const size_t space = text.find(' ');
+  if (space == std::string::npos) return 0;
+  int status = 0;
+  for (size_t i = space + 1; i < text.size() && i < space + 4 && text[i] >= '0' && text[i] <= '9'; ++i)
+    status = status * 10 + (text[i] - '0');
+  return status;
+}
 
 using Clock = std::chrono::steady_clock;
 
@@ -360,7 +377,7 @@ HttpAnswer HttpConnection::Impl::post(const std::string& target,
     disarm_deadline();
     if (!reusable) drop_connection(false);
     answer.outcome = HttpAnswer::Outcome::kAnswered;
-    answer.status = static_cast<int>(response.getStatus());
+    answer.status = status_code_of(response);
     if (response.has("Retry-After")) answer.retry_after = response.get("Retry-After");
   } catch (const Cancelled&) {
     fail(HttpAnswer::Outcome::kCancelled, "cancelled");

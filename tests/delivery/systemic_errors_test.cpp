@@ -13,11 +13,12 @@
 #include <set>
 #include <string>
 #include <test_backend/backend.hpp>
+#include <wep_test/child_process.hpp>
 
-#include "child_process.hpp"
 #include "delivery_support.hpp"
 
 using namespace delivery_test;
+using wep::test::ChildProcess;
 using namespace std::chrono_literals;
 using wep::test::Backend;
 using wep::test::Counters;

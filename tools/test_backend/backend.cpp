@@ -38,6 +38,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <unordered_map>
+#include <wep_support/bounded_json.hpp>
 
 #include "postgrest_insert_body_schema.h"
 
@@ -552,10 +553,10 @@ bool Backend::Impl::refuse_body(const std::string& body, rapidjson::Document& do
     log_detail += "too large";
     return true;
   }
-  document.Parse<rapidjson::kParseValidateEncodingFlag>(body.data(), body.size());
-  if (document.HasParseError()) {
-    const std::string why =
-        std::string("body is not valid JSON: ") + rapidjson::GetParseError_En(document.GetParseError());
+  const wep::json::ParseOutcome parsed =
+      wep::json::parse_document<rapidjson::kParseValidateEncodingFlag>(document, body);
+  if (!parsed.ok()) {
+    const std::string why = "body is not valid JSON: " + parsed.message();
     violation(why);
     respond(response, 400, error_body("PGRST102", "Empty or invalid json", why));
     log_detail += "bad JSON";
@@ -655,8 +656,8 @@ void Backend::Impl::load_persisted_rows() {
     std::string line;
     while (std::getline(in, line)) {
       rapidjson::Document document;
-      document.Parse(line.data(), line.size());
-      if (document.HasParseError() || !document.IsObject() || !document.HasMember("event_id")) continue;  // torn line
+      if (!wep::json::parse_document(document, line).ok() || !document.IsObject() || !document.HasMember("event_id"))
+        continue;  // torn line
       rapidjson::Document array;
       array.SetArray();
       array.PushBack(document, array.GetAllocator());
