@@ -49,6 +49,8 @@ std::string stats_json(const Stats& s, const StatsView& view) {
   counter("retries", s.retries);
   counter("splits", s.splits);
   counter("corrupt_recoveries", s.corrupt_recoveries);
+  counter("salvaged_rows", s.salvaged_rows);
+  counter("queue_file_replaced", s.queue_file_replaced);
   w.Key("catch_up");
   w.StartObject();
   w.Key("on");
