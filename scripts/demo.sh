@@ -5,20 +5,35 @@
 # analytics plugin: mutations while offline, the queue as it stands (read with
 # the sqlite3 CLI), then online; prints the plugin's stats, what arrived and
 # the logs, and ends with a one-line summary.
+#   scripts/demo.sh [--nats]
+# --nats (or WEP_DEMO_TRANSPORT=nats): the rows go to a local 3-node NATS
+# JetStream cluster instead (build/bin/nats-cluster, Debian's nats-server)
+# through the nats transport, and are read back from the stream.
 # Needs only bash, sqlite3 (its JSON functions read the stats) and sed/awk.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build_dir=${BUILD_DIR:-"$root/build"}
+transport=${WEP_DEMO_TRANSPORT:-supabase}
+for arg in "$@"; do
+  case $arg in
+    --nats) transport=nats ;;
+    *) echo "usage: scripts/demo.sh [--nats]" >&2; exit 2 ;;
+  esac
+done
+case $transport in supabase | nats) ;; *) echo "demo: WEP_DEMO_TRANSPORT must be supabase or nats" >&2; exit 2 ;; esac
 "$root/scripts/setup.sh"
 "$root/scripts/build.sh" "$build_dir"
 
 work=$(mktemp -d /tmp/wep-demo.XXXXXX)
 backend_pid=""
 host_pid=""
+nats_pid=""
 cleanup() {
   local status=$?
   if [ -n "$host_pid" ]; then kill "$host_pid" 2>/dev/null && wait "$host_pid" 2>/dev/null || true; fi
   if [ -n "$backend_pid" ]; then kill "$backend_pid" 2>/dev/null && wait "$backend_pid" 2>/dev/null || true; fi
+  # nats-cluster stops its nodes at the end of its input (or on SIGTERM).
+  if [ -n "$nats_pid" ]; then exec 4>&- 2>/dev/null || true; wait "$nats_pid" 2>/dev/null || true; fi
   rm -rf "$work"
   exit "$status"
 }
@@ -33,7 +48,25 @@ fail() {
   exit 1
 }
 
-if [ -n "${SUPABASE_URL:-}" ] && [ -n "${SUPABASE_ANON_KEY:-}" ]; then
+transport_plugin="$build_dir/plugins/libsupabase.so"
+if [ "$transport" = nats ]; then
+  mkfifo "$work/nats.in" "$work/nats.out"
+  mkdir -p "$work/nats"
+  "$build_dir/bin/nats-cluster" --dir "$work/nats" --stream EVENTS --subject 'events.>' --duplicate-window-ms 600000 \
+    < "$work/nats.in" > "$work/nats.out" 2> "$work/nats.log" &
+  nats_pid=$!
+  exec 4> "$work/nats.in" 5< "$work/nats.out"
+  ready="" urls="" read_status=0
+  read -r -t 60 ready urls <&5 || read_status=$?
+  if [ "$ready" != "ready" ] || [ -z "$urls" ]; then
+    fail "nats-cluster ($build_dir/bin/nats-cluster) did not start a cluster within 60 s; its log:" "$work/nats.log" \
+      "$work"/nats/n*.log
+  fi
+  servers=$(printf '"%s", ' ${urls//,/ })
+  transport_plugin="$build_dir/plugins/libnats_transport.so"
+  transport_config="{\"servers\": [${servers%, }], \"subject\": \"events.demo\", \"stream\": \"EVENTS\", \"timeout_ms\": 5000}"
+  echo "demo: local NATS JetStream cluster, 3 nats-server nodes at $urls (stream EVENTS: 3 replicas, 10 min duplicate window)"
+elif [ -n "${SUPABASE_URL:-}" ] && [ -n "${SUPABASE_ANON_KEY:-}" ]; then
   url=$SUPABASE_URL
   api_key=$SUPABASE_ANON_KEY
   ca_line=""
@@ -64,6 +97,9 @@ else
   ca_line="\"ca_file\": \"$build_dir/certs/ca.pem\","
   echo "demo: local PostgREST-speaking backend at $url (certificate verified against the demo CA)"
 fi
+if [ "$transport" = supabase ]; then
+  transport_config="{\"url\": \"$url\", \"api_key\": \"$api_key\", $ca_line \"timeout_ms\": 5000}"
+fi
 
 cat > "$work/host.json" <<JSON
 {
@@ -80,8 +116,8 @@ cat > "$work/host.json" <<JSON
         "tag.renamed":  {"event_type": "tag_renamed",  "properties": []}
       },
       "transport": {
-        "plugin": "$build_dir/plugins/libsupabase.so",
-        "config": {"url": "$url", "api_key": "$api_key", $ca_line "timeout_ms": 5000}
+        "plugin": "$transport_plugin",
+        "config": $transport_config
       }
     }
   }]
@@ -164,7 +200,14 @@ stat() { awk -F '\t' -v k="$1" '$1 == k { print $2; found = 1 } END { if (!found
 echo "demo: the analytics plugin's stats (zero counters and nulls left out):"
 awk -F '\t' '$2 != "0" && $2 != "null" { printf "  %-28s %s\n", $1, $2 }' <<<"$stats"
 
-if [ -n "$backend_pid" ]; then
+if [ -n "$nats_pid" ]; then
+  # Every message of the stream, read back by nats-cluster ("dump" ... "end").
+  printf 'dump\n' >&4
+  : > "$work/arrived.ndjson"
+  while IFS= read -r -t 60 line <&5 && [ "$line" != end ]; do printf '%s\n' "$line" >> "$work/arrived.ndjson"; done
+  echo "demo: messages in the NATS stream EVENTS (one per row, the row as JSON; header Nats-Msg-Id = event_id):"
+  sed 's/^/  /' "$work/arrived.ndjson"
+elif [ -n "$backend_pid" ]; then
   echo "demo: rows that arrived at the backend (one JSON object per row):"
   sed 's/^/  /' "$work/arrived.ndjson"
   echo "demo: backend requests:"
@@ -223,6 +266,7 @@ if [ ${#notes[@]} -gt 0 ]; then
 fi
 arrived=""
 [ -n "$backend_pid" ] && arrived=", $(grep -c . "$work/arrived.ndjson" || true) arrived at the backend"
+[ -n "$nats_pid" ] && arrived=", $(grep -c . "$work/arrived.ndjson" || true) in the NATS stream"
 echo
 echo "demo: summary"
 echo "  ${#mutations[@]} mutations -> $queued rows queued$note"

@@ -6,6 +6,7 @@ packages=(
   g++ cmake ninja-build ccache pkg-config ca-certificates openssl
   libboost-dev libboost-filesystem-dev libboost-test-dev
   libsqlite3-dev sqlite3 rapidjson-dev libpoco-dev libssl-dev
+  nats-server libnats-dev
 )
 missing=()
 for p in "${packages[@]}"; do

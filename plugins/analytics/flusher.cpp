@@ -15,7 +15,13 @@
 //                  identified exactly, are dead-lettered; unflagged rows are
 //                  sent again;
 //   FAILED      -> (auth, missing table, bad config) every row kept, backoff at
-//                  the maximum, the reason in stats' last_error.
+//                  the maximum, the reason in stats' last_error;
+//   PER_ROW     -> (API 1.2) each row as the transport settled it: delivered
+//                  rows deleted, refused rows dead-lettered, the others kept
+//                  and, if any, backoff as for RETRY_LATER.
+// At start, a transport that reports its resend window (API 1.2) shorter
+// than backoff.max_ms gets a warning in the log and stats' last_error: a row
+// retried after the window would be stored twice.
 // After a short batch (the queue is drained) the next send waits
 // flush_interval_ms, so a steady trickle of events travels in batches; when
 // the queue was found empty, the next rows_stored() sends at once.
@@ -47,6 +53,7 @@
 #include <filesystem>
 #include <mutex>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <span>
 #include <string>
@@ -79,6 +86,8 @@ const char* verdict_name(int32_t kind) {
       return "too large";
     case WEP_VERDICT_FAILED:
       return "failed";
+    case WEP_VERDICT_PER_ROW:
+      return "settled row by row";
     default:
       return "unknown verdict";
   }
@@ -204,6 +213,14 @@ void Flusher::Impl::load_transport() {
     handle->stop(tc.stop_timeout_ms);  // the contract: stop and destroy even when start failed
     handle.reset();
     throw wep::Error(WEP_ERR_INVALID_ARGUMENT, "analytics config: /transport/config: " + error);
+  }
+  if (const std::optional<int64_t> window_ms = handle->resend_window_ms();
+      window_ms && *window_ms < static_cast<int64_t>(config.backoff.max_ms)) {
+    report("transport " + transport_name + ": rows may be sent again for only " + std::to_string(*window_ms) +
+           " ms and still be stored once (the server's duplicate window less the transport's timeout), "
+           "shorter than backoff.max_ms (" +
+           std::to_string(config.backoff.max_ms) +
+           " ms): a row retried after the window is stored twice; lengthen the server's duplicate window");
   }
   transport = std::move(handle);
 }
@@ -399,6 +416,7 @@ PassResult Flusher::Impl::send_rows(std::vector<QueuedRow>& rows) {
     verdict.http_status = 0;
     verdict.rejected = rejected.data();
     verdict.reason = wep::string_sink(reason);
+    verdict.per_row_ok = 1;
     const wep_batch batch{wire.data(), wire.size()};
 
     {
@@ -442,6 +460,27 @@ PassResult Flusher::Impl::send_rows(std::vector<QueuedRow>& rows) {
           if (!unflagged.empty()) work.push_back(std::move(unflagged));  // resend the others
         }
         break;
+      }
+
+      case WEP_VERDICT_PER_ROW: {
+        std::vector<size_t> done, refused, again;
+        for (size_t k = 0; k < indices.size(); ++k) {
+          (rejected[k] == WEP_ROW_DELIVERED  ? done
+           : rejected[k] == WEP_ROW_REJECTED ? refused
+                                             : again)
+              .push_back(indices[k]);
+        }
+        if (!done.empty()) queue->mark_delivered(ranges_of(done));  // counts delivered
+        if (!refused.empty()) dead_letter(refused, what);
+        if (again.empty()) {
+          backoff.reset();
+          break;
+        }
+        if (interrupted()) return PassResult::kInterrupted;
+        stats.retries.fetch_add(1, std::memory_order_relaxed);
+        report(what);
+        delay = backoff.next_delay(verdict.retry_after_ms);
+        return PassResult::kBackoff;
       }
 
       case WEP_VERDICT_RETRY_LATER:

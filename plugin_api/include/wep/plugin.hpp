@@ -156,6 +156,37 @@ class Verdict {
   void set_http_status(int32_t status) { raw_->http_status = status; }
   void reason(std::string_view text) { write(&raw_->reason, text); }
 
+  // API 1.2: true if the caller takes a WEP_VERDICT_PER_ROW answer.
+  bool per_row_supported() const { return WEP_HAS_FIELD(wep_verdict, raw_, per_row_ok) && raw_->per_row_ok != 0; }
+
+  // Settles the batch row by row: outcomes[i] is the WEP_ROW_* of row i
+  // (`count` entries). Every row delivered: DELIVERED. Otherwise PER_ROW
+  // when the caller takes it; to an older caller, REJECTED flagging the
+  // refused rows when there are any (it sends the others again, which stores
+  // them once), else RETRY_LATER for the whole batch. `why` explains the
+  // rows not delivered.
+  void per_row(const uint8_t* outcomes, std::string_view why, int64_t retry_after_ms = -1) {
+    bool all_delivered = true, any_rejected = false;
+    for (size_t i = 0; i < count_; ++i) {
+      all_delivered = all_delivered && outcomes[i] == WEP_ROW_DELIVERED;
+      any_rejected = any_rejected || outcomes[i] == WEP_ROW_REJECTED;
+    }
+    if (all_delivered) {
+      delivered();
+    } else if (per_row_supported()) {
+      raw_->kind = WEP_VERDICT_PER_ROW;
+      raw_->retry_after_ms = retry_after_ms;
+      for (size_t i = 0; i < count_; ++i) raw_->rejected[i] = outcomes[i];
+      write(&raw_->reason, why);
+    } else if (any_rejected) {
+      raw_->kind = WEP_VERDICT_REJECTED;
+      for (size_t i = 0; i < count_; ++i) raw_->rejected[i] = outcomes[i] == WEP_ROW_REJECTED ? 1 : 0;
+      write(&raw_->reason, why);
+    } else {
+      retry_later(why, retry_after_ms);
+    }
+  }
+
  private:
   wep_verdict* raw_;
   size_t count_;
@@ -169,6 +200,9 @@ class TransportPlugin {
   virtual void send(const wep_batch& batch, Verdict& verdict) = 0;
   virtual void cancel() noexcept {}
   virtual bool stop(uint32_t timeout_ms) = 0;
+  // API 1.2 (wep_transport_vtable.resend_window_ms): nothing when unbounded
+  // or unknown. Thread-safe, never blocks.
+  virtual std::optional<int64_t> resend_window_ms() const noexcept { return std::nullopt; }
 };
 
 namespace detail {
@@ -273,6 +307,13 @@ inline void send(wep_plugin* self, const wep_batch* batch, wep_verdict* verdict)
 
 inline void cancel(wep_plugin* self) noexcept { impl_of<TransportPlugin>(self).cancel(); }
 
+inline wep_status resend_window_ms(wep_plugin* self, int64_t* out) noexcept {
+  const std::optional<int64_t> window = impl_of<TransportPlugin>(self).resend_window_ms();
+  if (!window) return WEP_ERR_UNSUPPORTED;
+  *out = *window;
+  return WEP_OK;
+}
+
 }  // namespace detail
 }  // namespace wep
 
@@ -316,12 +357,20 @@ inline void cancel(wep_plugin* self) noexcept { impl_of<TransportPlugin>(self).c
     return &descriptor;                                                             \
   }
 
+// The size of the transport vtable of the API minor a plugin declares: a
+// plugin declaring 1.1 exposes the 1.1 table, as if built with 1.1 headers.
+#if WEP_PLUGIN_API_MINOR >= 2
+#define WEP_TRANSPORT_VTABLE_SIZE sizeof(wep_transport_vtable)
+#else
+#define WEP_TRANSPORT_VTABLE_SIZE offsetof(wep_transport_vtable, resend_window_ms)
+#endif
+
 // The same for a transport; factory(wep::Host) returns
 // std::unique_ptr<wep::TransportPlugin>.
 #define WEP_TRANSPORT_PLUGIN(plugin_name, plugin_version, factory)                    \
   WEP_EXPORT const wep_plugin_descriptor* wep_plugin_entry(void) {                    \
     static const wep_transport_vtable vtable = {                                      \
-        sizeof(wep_transport_vtable),                                                 \
+        WEP_TRANSPORT_VTABLE_SIZE,                                                    \
         [](const wep_host_api* host, wep_sink* error) noexcept {                      \
           return ::wep::detail::create<::wep::TransportPlugin>(host, error, factory); \
         },                                                                            \
@@ -330,6 +379,7 @@ inline void cancel(wep_plugin* self) noexcept { impl_of<TransportPlugin>(self).c
         ::wep::detail::cancel,                                                        \
         ::wep::detail::stop<::wep::TransportPlugin>,                                  \
         ::wep::detail::destroy<::wep::TransportPlugin>,                               \
+        ::wep::detail::resend_window_ms,                                              \
     };                                                                                \
     static const wep_plugin_descriptor descriptor = {WEP_API_VERSION_MAJOR,           \
                                                      WEP_PLUGIN_API_MINOR,            \

@@ -14,6 +14,10 @@
  *   1.0  the first contract
  *   1.1  wep_host_api.read_event_log and last_mutation_sequence: the host's
  *        event log, for plugins that catch up after a crash
+ *   1.2  WEP_VERDICT_PER_ROW with wep_verdict.per_row_ok: a transport that
+ *        settles rows one by one says which are delivered, refused or to
+ *        be sent again; wep_transport_vtable.resend_window_ms: how long a
+ *        row may be sent again and still be stored once
  *
  * Strings are passed as wep_str (pointer + length, not NUL-terminated unless
  * stated) and are only valid for the duration of the call that passes them,
@@ -32,7 +36,7 @@
 #include <stdint.h>
 
 #define WEP_API_VERSION_MAJOR 1
-#define WEP_API_VERSION_MINOR 1
+#define WEP_API_VERSION_MINOR 2
 
 /* The one symbol a plugin exports (see wep_plugin_entry_fn). */
 #define WEP_ENTRY_POINT_NAME "wep_plugin_entry"
@@ -243,6 +247,13 @@ typedef struct wep_batch {
 #define WEP_VERDICT_FAILED                 \
   4 /* not transient (auth, missing table, \
        bad config); keep rows, retry slowly */
+/* API 1.2, only when the caller set per_row_ok: each row's outcome is in
+ * `rejected` as one of WEP_ROW_*. Rows left at 0 (the caller's preset) are
+ * sent again later, so a row is never taken as delivered by omission. */
+#define WEP_VERDICT_PER_ROW 5
+#define WEP_ROW_RETRY_LATER 0 /* not stored (or not confirmed): send again */
+#define WEP_ROW_REJECTED 1    /* refused for good */
+#define WEP_ROW_DELIVERED 2   /* stored at the server (or already there) */
 
 /* Filled in by the transport; allocated by the caller. */
 typedef struct wep_verdict {
@@ -256,6 +267,15 @@ typedef struct wep_verdict {
                              them, and the caller splits the batch to find
                              them. */
   wep_sink reason;        /* why, for every kind but DELIVERED */
+
+  /* ---- API 1.2: use only if WEP_HAS_FIELD(wep_verdict, verdict, <field>). */
+
+  /* Caller preset: 1 if the caller handles WEP_VERDICT_PER_ROW, else 0. A
+   * transport must not answer PER_ROW to a caller without the field or with
+   * 0: it answers with the older kinds (e.g. REJECTED flagging the refused
+   * rows, or RETRY_LATER for the whole batch, which is safe because sending
+   * is idempotent per event_id). */
+  uint32_t per_row_ok;
 } wep_verdict;
 
 /* A transport. Call order: create, start, (send | cancel)*, stop, destroy.
@@ -280,6 +300,18 @@ typedef struct wep_transport_vtable {
   /* Flushes and closes connections within timeout_ms. */
   wep_status (*stop)(wep_plugin* self, uint32_t timeout_ms);
   void (*destroy)(wep_plugin* self);
+
+  /* ---- API 1.2: use only if WEP_HAS_FIELD(wep_transport_vtable, vtable,
+   * <field>) and the pointer is non-NULL. */
+
+  /* Writes into *out how long, in milliseconds after a send returned, the
+   * rows of that send may be sent again and still be stored only once (the
+   * server's de-duplication window less the transport's own timeout), as
+   * known after start. WEP_ERR_UNSUPPORTED when unbounded or unknown (e.g. a
+   * server that de-duplicates forever, or one not reachable at start). A
+   * caller whose retries can wait longer warns: a resend after the window
+   * stores the row twice. Thread-safe; never blocks. */
+  wep_status (*resend_window_ms)(wep_plugin* self, int64_t* out);
 } wep_transport_vtable;
 
 /* ------------------------------------------------------------ the entry */

@@ -152,6 +152,17 @@ class TransportHandle : public detail::InstanceHandle<wep_transport_vtable> {
 
   void send(const wep_batch& batch, wep_verdict& verdict) { vtable().send(get(), &batch, &verdict); }
   void cancel() { vtable().cancel(get()); }
+
+  // API 1.2: how long rows may be sent again and still be stored once
+  // (wep_transport_vtable.resend_window_ms); nothing when the transport is
+  // older, or the window is unbounded or unknown.
+  std::optional<int64_t> resend_window_ms() {
+    int64_t out = 0;
+    if (!WEP_HAS_FIELD(wep_transport_vtable, &vtable(), resend_window_ms) || !vtable().resend_window_ms ||
+        vtable().resend_window_ms(get(), &out) != WEP_OK)
+      return std::nullopt;
+    return out;
+  }
 };
 
 }  // namespace wep
