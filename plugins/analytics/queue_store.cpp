@@ -21,6 +21,9 @@ struct QueueStore::Statements {
         insert(db,
                "INSERT INTO analytics_queue (event_type, properties, user_id, created_at) "
                "VALUES (?1, ?2, ?3, ?4)"),
+        restore(db,
+                "INSERT OR IGNORE INTO analytics_queue (id, event_type, properties, user_id, created_at) "
+                "VALUES (?1, ?2, ?3, ?4, ?5)"),
         adjust_count(db, "UPDATE analytics_queue_count SET pending = pending + ?1 WHERE singleton = 1"),
         read_count(db, "SELECT pending FROM analytics_queue_count WHERE singleton = 1"),
         drop_oldest(db,
@@ -56,7 +59,8 @@ struct QueueStore::Statements {
         read_checkpoint(db, "SELECT last_sequence, enabled FROM analytics_checkpoint WHERE singleton = 1") {}
 
   wep::sqlite::TransactionStatements transaction;
-  Statement insert, adjust_count, read_count, drop_oldest, read_after, remove, remove_range, copy_to_dead_letter;
+  Statement insert, restore, adjust_count, read_count, drop_oldest, read_after, remove, remove_range,
+      copy_to_dead_letter;
   Statement age_out_window, age_out_delete, age_out_dead_letter, recount, dead_letter_count;
   Statement requeue_dead_letters, clear_dead_letters;
   Statement write_checkpoint, read_checkpoint;
@@ -126,6 +130,33 @@ int64_t QueueStore::insert_capped(std::span<const NewRow> rows, int64_t max_rows
   }
   transaction.commit("committing an insert");
   return dropped;
+}
+
+int64_t QueueStore::restore(std::span<const QueuedRow> rows, const std::optional<Checkpoint>& checkpoint) {
+  if (rows.empty() && !checkpoint) return 0;
+  Statements& s = *statements_;
+  WriteTransaction transaction(s.transaction, "starting a restore");
+  int64_t inserted = 0;
+  for (const QueuedRow& row : rows) {
+    s.restore.integer(1, row.id)
+        .text(2, row.event_type)
+        .optional_text(3, row.properties_json)
+        .optional_text(4, row.user_id)
+        .text(5, row.created_at);
+    inserted += s.restore.run("restoring a salvaged row");
+  }
+  if (inserted != 0) s.adjust_count.integer(1, inserted).run("updating the count");
+  if (checkpoint) {
+    s.write_checkpoint.integer(1, checkpoint->last_sequence)
+        .integer(2, checkpoint->enabled ? 1 : 0)
+        .run("storing the event-log checkpoint");
+  }
+  transaction.commit("committing a restore");
+  return inserted;
+}
+
+void QueueStore::checkpoint_and_empty_wal() {
+  connection_->exec("PRAGMA wal_checkpoint(TRUNCATE)", "emptying the WAL");
 }
 
 std::optional<Checkpoint> QueueStore::checkpoint() {

@@ -27,6 +27,7 @@ namespace analytics {
 using StoreError = wep::sqlite::Error;
 using wep::sqlite::is_busy;
 using wep::sqlite::is_corruption;
+using wep::sqlite::is_moved;
 // How a QueueStore connection is set up. Defaults suit the plugin.
 using StoreOptions = wep::sqlite::ConnectionOptions;
 
@@ -110,6 +111,18 @@ class QueueStore {
   // Returns how many rows the cap dropped.
   int64_t insert_capped(std::span<const NewRow> rows, int64_t max_rows,
                         const std::optional<Checkpoint>& checkpoint = std::nullopt);
+
+  // Inserts rows salvaged from another queue file, keeping their ids (and so
+  // their event ids: a row delivered before the damage is deduplicated by the
+  // backend), in one transaction; an id already present is skipped. Stores
+  // `checkpoint` too, if given. Returns the rows inserted.
+  int64_t restore(std::span<const QueuedRow> rows, const std::optional<Checkpoint>& checkpoint = std::nullopt);
+
+  // Copies the WAL into the database file and empties the WAL (PRAGMA
+  // wal_checkpoint(TRUNCATE)); used before letting go of a file that was
+  // deleted or replaced, so that its WAL (which keeps the name at the path)
+  // holds nothing a new file at that path could take for its own.
+  void checkpoint_and_empty_wal();
 
   // The stored checkpoint; nothing if none was ever stored.
   std::optional<Checkpoint> checkpoint();

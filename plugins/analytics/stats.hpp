@@ -27,6 +27,8 @@ struct Stats {
   std::atomic<int64_t> pii_long_number{0};          // long digit runs (ids, card numbers), card-like integers
   std::atomic<int64_t> pii_secret{0};               // credentials, JWTs, API keys, high-entropy tokens
   std::atomic<int64_t> corrupt_recoveries{0};       // damaged files moved aside
+  std::atomic<int64_t> salvaged_rows{0};            // rows of damaged files moved into the fresh queue
+  std::atomic<int64_t> queue_file_replaced{0};      // the queue file deleted or replaced under the plugin
   std::atomic<int64_t> aged_out{0};                 // rows past retention_days
   std::atomic<int64_t> delivered{0};                // rows the transport stored
   std::atomic<int64_t> dead_lettered{0};            // rows refused for good

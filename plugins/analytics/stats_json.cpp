@@ -53,6 +53,8 @@ std::string stats_json(const Stats& s, const StatsView& view) {
   counter("corrupt_recoveries", s.corrupt_recoveries);
   w.Key("flusher");
   w.String(Stats::flusher_state_name(s.flusher_state.load()));
+  counter("salvaged_rows", s.salvaged_rows);
+  counter("queue_file_replaced", s.queue_file_replaced);
   w.Key("catch_up");
   w.StartObject();
   w.Key("on");

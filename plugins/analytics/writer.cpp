@@ -1,13 +1,16 @@
 #include "writer.hpp"
 
 #include <pthread.h>
+#include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <filesystem>
 #include <limits>
 #include <utility>
 #include <wep/sqlite/move_aside.hpp>
 
+#include "queue_salvage.hpp"
 #include "time_format.hpp"
 
 namespace analytics {
@@ -22,6 +25,9 @@ constexpr int64_t kMillisecondsPerDay = 86'400'000;
 // First start: attempts at reading analytics_enabled and the end of the log
 // with no change of the setting in between.
 constexpr int kInitialReadAttempts = 5;
+
+// Rows per transaction when salvaged rows move into a fresh queue.
+constexpr size_t kSalvageChunkRows = 4096;
 
 constexpr std::string_view kEnabledKey = "analytics_enabled";
 constexpr int64_t kEndOfLog = std::numeric_limits<int64_t>::max();
@@ -161,6 +167,7 @@ void Writer::run() noexcept {
     if (stopped && batch.empty()) break;  // everything accepted is stored
     try {
       if (!pass.active && std::chrono::steady_clock::now() >= next_maintenance) {
+        if (store_ && queue_file_changed()) reopen_changed_file();
         begin_age_out(pass);
         next_maintenance = std::chrono::steady_clock::now() + interval;
         // Rows another connection stored (another process on the same
@@ -305,6 +312,11 @@ void Writer::insert_rows(std::span<const NewRow> rows, const std::optional<Check
       return;
     } catch (const StoreError& e) {
       if (is_busy(e) && attempt < kBusyRetries) continue;
+      if (is_moved(e) && !recovered) {
+        recovered = true;
+        if (reopen_changed_file()) continue;
+        break;
+      }
       if (is_corruption(e) && !recovered) {
         recovered = true;
         if (recover_from_corruption(e.what())) continue;
@@ -322,12 +334,60 @@ void Writer::insert_rows(std::span<const NewRow> rows, const std::optional<Check
 bool Writer::open_store() {
   try {
     store_ = std::make_unique<QueueStore>(config_.database_path, store_options_);
-    return true;
   } catch (const StoreError& e) {
     if (is_corruption(e)) return recover_from_corruption(e.what());
     hooks_.report_error(e.what());
     return false;
   }
+  remember_store_file();
+  return true;
+}
+
+void Writer::remember_store_file() {
+  struct stat file {};
+  if (::stat(config_.database_path.c_str(), &file) == 0) {
+    store_device_ = file.st_dev;
+    store_inode_ = file.st_ino;
+  }
+}
+
+bool Writer::queue_file_changed() const {
+  struct stat file {};
+  if (::stat(config_.database_path.c_str(), &file) != 0) return errno == ENOENT;
+  return file.st_dev != store_device_ || file.st_ino != store_inode_;
+}
+
+bool Writer::reopen_changed_file() {
+  struct stat file {};
+  const bool replaced = ::stat(config_.database_path.c_str(), &file) == 0;
+  // The open file's WAL still has the name at the path: SQLite would replay
+  // it into whatever file is there next. Emptied first (the other
+  // connections of this process are closed first so that they hold no
+  // snapshot that keeps the WAL).
+  hooks_.close_connections();
+  if (store_) {
+    try {
+      store_->checkpoint_and_empty_wal();
+    } catch (const StoreError& e) {
+      hooks_.report_error(e.what());
+    }
+  }
+  store_.reset();
+  if (!replaced) {
+    // A -wal / -shm left without its database belongs to the deleted file:
+    // SQLite would replay it into the fresh one.
+    std::error_code ignored;
+    std::filesystem::remove(config_.database_path + "-wal", ignored);
+    std::filesystem::remove(config_.database_path + "-shm", ignored);
+  }
+  stats_.queue_file_replaced.fetch_add(1, std::memory_order_relaxed);
+  committed_.reset();  // the file at the path has not got this writer's checkpoint
+  hooks_.report_error(replaced ? "the queue database " + config_.database_path +
+                                     " was replaced by another file; the queue goes on in that file"
+                               : "the queue database " + config_.database_path +
+                                     " was deleted; a fresh queue was created (the rows it held are lost)");
+  hooks_.reopen_connections();
+  return open_store();
 }
 
 bool Writer::recover_from_corruption(const std::string& reason) {
@@ -340,9 +400,26 @@ bool Writer::recover_from_corruption(const std::string& reason) {
     const std::string moved_to = wep::sqlite::move_aside_damaged_database(config_.database_path);
     stats_.corrupt_recoveries.fetch_add(1, std::memory_order_relaxed);
     store_ = std::make_unique<QueueStore>(config_.database_path, store_options_);
+    remember_store_file();
     committed_.reset();  // the fresh file has no checkpoint yet
-    hooks_.report_error("the queue database was damaged (" + reason + "); it was moved aside to " + moved_to +
-                        " and a fresh one was created");
+    // The rows still readable in the damaged file (now at moved_to, its
+    // bytes kept) move into the fresh queue with their ids.
+    SalvageResult salvaged;
+    std::string salvage_note;
+    try {
+      salvaged = salvage_queue_rows(moved_to, kSalvageChunkRows,
+                                    [&](std::span<const QueuedRow> rows) { store_->restore(rows); });
+      if (salvaged.checkpoint) {
+        store_->restore({}, salvaged.checkpoint);
+        committed_ = salvaged.checkpoint;
+      }
+    } catch (const StoreError& e) {
+      salvage_note = std::string(" (salvage stopped: ") + e.what() + ")";
+    }
+    stats_.salvaged_rows.fetch_add(salvaged.rows, std::memory_order_relaxed);
+    hooks_.report_error("the queue database was damaged (" + reason + "); " + std::to_string(salvaged.rows) +
+                        " readable rows were salvaged into a fresh queue" + salvage_note +
+                        " and the file was moved aside to " + moved_to);
     recovered = true;
   } catch (const StoreError& e) {
     store_.reset();

@@ -5,7 +5,19 @@
 // kMaxRowsPerTransaction rows (group commit); it runs the age-out every
 // maintenance_interval_ms and recovers from a damaged database by moving it
 // aside and creating a fresh one (the other connections are closed around
-// the move through Hooks; the transport is not touched).
+// the move through Hooks; the transport is not touched). The rows still
+// readable in a damaged file (see queue_salvage.hpp) are moved into the fresh
+// one first, keeping their ids, with the file's checkpoint.
+//
+// At every maintenance tick (and when a write reports the file moved) the
+// writer compares the file at database_path with the one it has open (device
+// and inode). When the file was deleted, a fresh queue is created there: the
+// rows the deleted file held are not carried over (deleting the file is
+// taken as the wish to drop them). When another file took its place, the
+// writer goes on in that file as it is (a valid queue is used with its rows;
+// a damaged one is salvaged and set aside as above); its own position in the
+// host's log stays its own and is written to the file with the next rows.
+// Both are counted in queue_file_replaced and reported through report_error.
 //
 // With the host's event log (API 1.1) the queue is a projection of the log:
 //   - The checkpoint (the last mutation processed, stored or not, and
@@ -35,6 +47,8 @@
 // Thread safety: open() and start() from one thread before the writer runs;
 // request_stop() and join() from any one thread; stats are atomics.
 #pragma once
+
+#include <sys/types.h>
 
 #include <atomic>
 #include <chrono>
@@ -115,6 +129,12 @@ class Writer {
   void flush_rows();
   void insert_rows(std::span<const NewRow> rows, const std::optional<Checkpoint>& checkpoint);
   bool open_store();
+  // Notes the device and inode of the file store_ has open.
+  void remember_store_file();
+  // True when the file at database_path is not the one store_ has open.
+  bool queue_file_changed() const;
+  // Closes every connection and opens database_path again (see the top).
+  bool reopen_changed_file();
   bool recover_from_corruption(const std::string& reason);
   void begin_age_out(AgeOutPass& pass);
   void age_out_step(AgeOutPass& pass);
@@ -135,6 +155,8 @@ class Writer {
   // The writer thread's own (open() uses them before the thread exists).
   std::unique_ptr<QueueStore> store_;
   bool store_failing_ = false;
+  dev_t store_device_ = 0;  // the file store_ has open
+  ino_t store_inode_ = 0;
   bool log_backed_ = false;
   Checkpoint checkpoint_;                // log-backed: where the rows end
   std::optional<Checkpoint> committed_;  // the checkpoint last written

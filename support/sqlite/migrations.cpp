@@ -37,20 +37,26 @@ int schema_version(Connection& connection) {
 void migrate(Connection& connection, std::string_view sql, std::string_view name) {
   const auto steps = migration_steps(sql, name);
   const int latest = static_cast<int>(steps.size());
-  if (schema_version(connection) == latest) return;  // the common case: no write lock needed
-  in_transaction(connection, "applying the schema migrations", [&] {
-    // Re-read under the write lock: another process may have migrated.
-    const int current = schema_version(connection);
-    if (current > latest) {
-      throw Error(SQLITE_ERROR, std::string(name) + ": the database schema version " + std::to_string(current) +
-                                    " is newer than this build's " + std::to_string(latest) + " (" +
-                                    connection.path() + ")");
-    }
-    for (int version = current + 1; version <= latest; ++version) {
-      connection.exec(steps[static_cast<size_t>(version - 1)], "applying schema migration " + std::to_string(version));
-      connection.exec("PRAGMA user_version=" + std::to_string(version),
-                      "recording schema version " + std::to_string(version));
-    }
+  // Another process creating or migrating the same file at this moment is
+  // waited for (a fresh file's first read and the write lock may answer
+  // SQLITE_BUSY without calling the busy handler).
+  retry_while_busy(connection.busy_timeout_ms(), [&] {
+    if (schema_version(connection) == latest) return;  // the common case: no write lock needed
+    in_transaction(connection, "applying the schema migrations", [&] {
+      // Re-read under the write lock: another process may have migrated.
+      const int current = schema_version(connection);
+      if (current > latest) {
+        throw Error(SQLITE_ERROR, std::string(name) + ": the database schema version " + std::to_string(current) +
+                                      " is newer than this build's " + std::to_string(latest) + " (" +
+                                      connection.path() + ")");
+      }
+      for (int version = current + 1; version <= latest; ++version) {
+        connection.exec(steps[static_cast<size_t>(version - 1)],
+                        "applying schema migration " + std::to_string(version));
+        connection.exec("PRAGMA user_version=" + std::to_string(version),
+                        "recording schema version " + std::to_string(version));
+      }
+    });
   });
 }
 

@@ -1,6 +1,8 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <wep/sqlite/sqlite.hpp>
 
 namespace wep::sqlite {
@@ -15,8 +17,23 @@ bool is_busy(const Error& error) {
   return primary == SQLITE_BUSY || primary == SQLITE_LOCKED;
 }
 
+void retry_while_busy(uint32_t timeout_ms, const std::function<void()>& f) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    try {
+      f();
+      return;
+    } catch (const Error& e) {
+      if (!is_busy(e) || std::chrono::steady_clock::now() >= deadline) throw;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+bool is_moved(const Error& error) { return error.code() == SQLITE_READONLY_DBMOVED; }
+
 Connection::Connection(const std::string& path, std::string label, const ConnectionOptions& options)
-    : path_(path), label_(std::move(label)) {
+    : path_(path), label_(std::move(label)), busy_timeout_ms_(options.busy_timeout_ms) {
   const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
   const int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
   try {
@@ -24,7 +41,9 @@ Connection::Connection(const std::string& path, std::string label, const Connect
     sqlite3_extended_result_codes(db_, 1);
     sqlite3_busy_timeout(db_, static_cast<int>(options.busy_timeout_ms));
     // A read-only file keeps its mode (the pragma then just reports it).
-    exec("PRAGMA journal_mode=WAL", "enabling WAL");
+    // Switching a fresh file to WAL needs an exclusive lock that SQLite
+    // does not wait for through the busy handler.
+    retry_while_busy(options.busy_timeout_ms, [&] { exec("PRAGMA journal_mode=WAL", "enabling WAL"); });
     exec("PRAGMA synchronous=NORMAL", "setting synchronous=NORMAL");
     if (options.max_database_bytes > 0) {
       // The cap in pages of this file's page size (4096 unless made with another).

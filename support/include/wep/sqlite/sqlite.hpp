@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -34,6 +35,15 @@ bool is_corruption(const Error& error);
 // SQLITE_BUSY / SQLITE_LOCKED: another connection held the lock past the
 // busy timeout; trying again later may work.
 bool is_busy(const Error& error);
+// SQLITE_READONLY_DBMOVED: the file was deleted or renamed under the open
+// connection; writes fail until the path is opened again.
+bool is_moved(const Error& error);
+
+// Runs `f()` again while it throws a busy Error (is_busy), sleeping a few
+// milliseconds between attempts, until `timeout_ms` have passed; then the
+// last error propagates. For set-up steps where SQLite does not call the busy
+// handler (switching to WAL, a concurrent WAL recovery, lock upgrades).
+void retry_while_busy(uint32_t timeout_ms, const std::function<void()>& f);
 
 struct ConnectionOptions {
   uint32_t busy_timeout_ms = 5000;  // wait this long for another writer
@@ -49,7 +59,9 @@ struct ConnectionOptions {
 class Connection {
  public:
   // Opens (creating if needed) `path`. `label` starts every error message,
-  // e.g. "analytics queue". Throws Error.
+  // e.g. "analytics queue". Another process setting up the same file at the
+  // same moment is waited for (up to busy_timeout_ms), never reported as
+  // "database is locked". Throws Error.
   Connection(const std::string& path, std::string label, const ConnectionOptions& options = {});
   ~Connection();
   Connection(const Connection&) = delete;
@@ -57,6 +69,7 @@ class Connection {
 
   sqlite3* handle() const { return db_; }
   const std::string& path() const { return path_; }
+  uint32_t busy_timeout_ms() const { return busy_timeout_ms_; }
 
   // Runs SQL without results (one or more statements). Throws Error.
   void exec(std::string_view sql, std::string_view context);
@@ -68,6 +81,7 @@ class Connection {
  private:
   std::string path_;
   std::string label_;
+  uint32_t busy_timeout_ms_ = 0;
   sqlite3* db_ = nullptr;
 };
 
