@@ -30,6 +30,7 @@
 #include <optional>
 #include <string>
 #include <wep/plugin.hpp>
+#include <wep_support/bounded_json.hpp>
 
 #include "config.hpp"
 #include "event_mapper.hpp"
@@ -191,8 +192,7 @@ void AnalyticsPlugin::on_event(const wep_event& event) {
       if (wep::view(event.setting.key) == "analytics_enabled") {
         rapidjson::Document value;
         const auto text = wep::view(event.setting.value_json);
-        value.Parse(text.data(), text.size());
-        if (value.HasParseError() || !value.IsBool()) {
+        if (!wep::json::parse_document(value, text).ok() || !value.IsBool()) {
           host_.log(WEP_LOG_WARN, "analytics_enabled is not true or false; treating it as false");
         }
         const bool enabled = enabled_from_json(text);
@@ -248,8 +248,7 @@ bool AnalyticsPlugin::read_enabled_setting() {
   const std::optional<std::string> value = host_.setting_json("analytics_enabled");
   if (!value) return true;  // the spec's default
   rapidjson::Document document;
-  document.Parse(value->data(), value->size());
-  if (!document.HasParseError() && document.IsBool()) return document.GetBool();
+  if (wep::json::parse_document(document, *value).ok() && document.IsBool()) return document.GetBool();
   host_.log(WEP_LOG_WARN, "analytics_enabled is not true or false; treating it as false");
   return false;  // privacy first when the value is unclear
 }

@@ -36,6 +36,7 @@ std::string stats_json(const Stats& s, const StatsView& view) {
   counter("ip", s.pii_ip);
   counter("url", s.pii_url);
   counter("long_number", s.pii_long_number);
+  counter("secret", s.pii_secret);
   counter("type", s.properties_dropped_type);
   counter("long_string", s.properties_dropped_long);
   w.EndObject();
