@@ -3,6 +3,8 @@
 // thread and the flusher.
 #pragma once
 
+#include <sqlite3.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -84,9 +86,12 @@ class SharedQueueStore {
 
   // Runs f(QueueStore&) under the mutex, opening the store first if needed.
   // Throws StoreError (and drops the connection, to reopen next time).
+  // While held closed (see hold_closed) it throws StoreError (SQLITE_BUSY)
+  // instead of opening the file.
   template <class F>
   auto with(F&& f) {
     std::lock_guard lock(mutex_);
+    if (held_closed_) throw StoreError(SQLITE_BUSY, "analytics queue: the queue file is being reopened");
     try {
       if (!store_) store_ = std::make_unique<QueueStore>(path_, options_);
       return f(*store_);
@@ -100,12 +105,26 @@ class SharedQueueStore {
     std::lock_guard lock(mutex_);
     store_.reset();
   }
+  // Closes the connection and keeps it closed until release(): while the
+  // writer replaces or recovers the file, no other thread may open the path
+  // (it would open a half-made file, or replay the old file's WAL into the
+  // new one).
+  void hold_closed() {
+    std::lock_guard lock(mutex_);
+    store_.reset();
+    held_closed_ = true;
+  }
+  void release() {
+    std::lock_guard lock(mutex_);
+    held_closed_ = false;
+  }
 
  private:
   const std::string path_;
   const StoreOptions options_;
   std::mutex mutex_;
   std::unique_ptr<QueueStore> store_;
+  bool held_closed_ = false;
 };
 
 // PendingAnalyticsCountUseCase: the number of undelivered events in the local
