@@ -19,7 +19,7 @@
 #include "queue_store.hpp"
 #include "stats.hpp"
 
-namespace analytics {
+namespace wep::analytics {
 
 // EnqueueAnalyticsEventUseCase: add an event to the local queue; a no-op when
 // analytics is disabled. Runs on the host's lane thread, so it only hands the
@@ -179,4 +179,4 @@ class FlushAnalyticsQueueUseCase {
   const size_t batch_max_bytes_;
 };
 
-}  // namespace analytics
+}  // namespace wep::analytics

@@ -8,21 +8,21 @@
 
 #include <boost/test/unit_test.hpp>
 #include <condition_variable>
-#include <host_stub/host.hpp>
 #include <map>
 #include <mutex>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
+#include <wep/host_stub/host.hpp>
 
 #include "test_support.hpp"
 
-using analytics_test::Db;
-using analytics_test::DirectHost;
-using analytics_test::LoadedPlugin;
-using analytics_test::stat;
-using analytics_test::TempDir;
+using wep::test::Db;
+using wep::test::DirectHost;
+using wep::test::LoadedPlugin;
+using wep::test::stat;
+using wep::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
@@ -74,16 +74,16 @@ std::set<int64_t> range(int64_t first, int64_t last) {
 // The host stub with the analytics plugin loaded on demand.
 struct StubFixture {
   TempDir dir;
-  std::unique_ptr<host_stub::Host> host;
+  std::unique_ptr<wep::host_stub::Host> host;
   std::string plugin_config = config();
 
   StubFixture() {
-    host_stub::HostOptions options;
+    wep::host_stub::HostOptions options;
     options.data_dir = dir / "data";
-    host = std::make_unique<host_stub::Host>(options);
+    host = std::make_unique<wep::host_stub::Host>(options);
   }
   fs::path database() const { return dir / "data" / "plugins" / "analytics" / "analytics.db"; }
-  void load() { host->load_plugin(ANALYTICS_PATH, plugin_config); }
+  void load() { host->load_plugin(WEP_ANALYTICS_PATH, plugin_config); }
   void unload() { host->unload_plugin("analytics"); }
   int64_t mutate(int64_t n) { return host->mutate("note.created", payload(n)); }
   void set_enabled(bool enabled) { host->set_setting("analytics_enabled", enabled ? "true" : "false"); }
@@ -156,7 +156,7 @@ class MemoryEventLog final : public wep::EventLogSource {
 // one that built it, answer only once open() was called: a plugin thread
 // that reads a setting late (as on a loaded machine) reads it after what
 // the test did before open().
-class LateSettingsHost final : public analytics_test::FakeHost {
+class LateSettingsHost final : public wep::test::FakeHost {
  public:
   LateSettingsHost(std::string config_json, const fs::path& data_dir, const wep::EventLogSource* event_log)
       : FakeHost("analytics", std::move(config_json), data_dir, "user", Offer::kEverything, event_log) {}
@@ -261,11 +261,11 @@ BOOST_FIXTURE_TEST_CASE(mutations_go_on_during_a_catch_up_and_each_is_recorded_o
 
 BOOST_AUTO_TEST_CASE(a_full_buffer_or_lane_loses_nothing_the_log_has) {
   TempDir dir;
-  host_stub::HostOptions options;
+  wep::host_stub::HostOptions options;
   options.data_dir = dir / "data";
   options.lane_capacity = 4;  // the host's lane drops too
-  host_stub::Host host(options);
-  host.load_plugin(ANALYTICS_PATH, config(/*buffer_capacity=*/2, /*maintenance_interval_ms=*/50));
+  wep::host_stub::Host host(options);
+  host.load_plugin(WEP_ANALYTICS_PATH, config(/*buffer_capacity=*/2, /*maintenance_interval_ms=*/50));
   constexpr int kMutations = 3000;
   for (int n = 1; n <= kMutations; ++n) host.mutate("note.created", payload(n));
   const fs::path database = dir / "data" / "plugins" / "analytics" / "analytics.db";
@@ -284,16 +284,16 @@ BOOST_AUTO_TEST_CASE(a_live_event_at_or_below_the_checkpoint_is_ignored) {
   TempDir dir;
   MemoryEventLog log;
   DirectHost host(config(), dir / "plugin", "user", &log);
-  LoadedPlugin plugin(ANALYTICS_PATH, host);
+  LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
   BOOST_TEST(plugin.pending() == 0);  // the start-up catch-up has run
   for (int n = 1; n <= 3; ++n) {
     const int64_t sequence = log.append_mutation("note.created", payload(n));
-    plugin.mutation("note.created", payload(n), sequence, analytics_test::now_ms());
+    plugin.mutation("note.created", payload(n), sequence, wep::test::now_ms());
   }
-  plugin.mutation("note.created", payload(2), 2, analytics_test::now_ms());  // a replay of the bus
-  plugin.mutation("note.created", payload(3), 3, analytics_test::now_ms());
+  plugin.mutation("note.created", payload(2), 2, wep::test::now_ms());  // a replay of the bus
+  plugin.mutation("note.created", payload(3), 3, wep::test::now_ms());
   const int64_t sequence = log.append_mutation("note.created", payload(4));
-  plugin.mutation("note.created", payload(4), sequence, analytics_test::now_ms());
+  plugin.mutation("note.created", payload(4), sequence, wep::test::now_ms());
   BOOST_TEST(plugin.pending() == 4);
   BOOST_TEST(stat(plugin.stats(), "/catch_up/ignored_live") == 2);
   BOOST_TEST(keys(recorded(dir / "plugin" / "analytics.db")) == range(1, 4));
@@ -303,11 +303,11 @@ BOOST_AUTO_TEST_CASE(a_gap_in_the_live_sequence_is_filled_from_the_log_in_order)
   TempDir dir;
   MemoryEventLog log;
   DirectHost host(config(), dir / "plugin", "user", &log);
-  LoadedPlugin plugin(ANALYTICS_PATH, host);
+  LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
   log.append_mutation("note.created", payload(1));  // never reaches the plugin's bus
   log.append_mutation("note.created", payload(2));
   const int64_t sequence = log.append_mutation("note.created", payload(3));
-  plugin.mutation("note.created", payload(3), sequence, analytics_test::now_ms());
+  plugin.mutation("note.created", payload(3), sequence, wep::test::now_ms());
   BOOST_TEST(plugin.pending() == 3);
   BOOST_TEST(keys(recorded(dir / "plugin" / "analytics.db")) == range(1, 3));
 }
@@ -315,11 +315,11 @@ BOOST_AUTO_TEST_CASE(a_gap_in_the_live_sequence_is_filled_from_the_log_in_order)
 BOOST_AUTO_TEST_CASE(a_host_without_an_event_log_says_crash_catch_up_is_off) {
   TempDir dir;
   DirectHost host(config(), dir / "plugin");
-  LoadedPlugin plugin(ANALYTICS_PATH, host);
+  LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
   BOOST_TEST(host.wait_for_log("crash catch-up is off", std::chrono::seconds(5)));
   const std::string stats = plugin.stats();
   BOOST_TEST(stats.find("\"catch_up\":{\"on\":false,\"checkpoint\":null") != std::string::npos, stats);
-  plugin.mutation("note.created", payload(1), 1, analytics_test::now_ms());  // still recorded live
+  plugin.mutation("note.created", payload(1), 1, wep::test::now_ms());  // still recorded live
   BOOST_TEST(plugin.pending() == 1);
 }
 
@@ -334,13 +334,13 @@ BOOST_AUTO_TEST_CASE(a_late_start_up_catch_up_keeps_live_mutations_from_before_a
     LoadedPlugin plugin(ANALYTICS_PATH, host);
     for (int n = 1; n <= 3; ++n) {
       const int64_t sequence = log.append_mutation("note.created", payload(n));
-      plugin.mutation("note.created", payload(n), sequence, analytics_test::now_ms());
+      plugin.mutation("note.created", payload(n), sequence, wep::test::now_ms());
     }
     host.set_setting("analytics_enabled", "false");
     log.append_setting("analytics_enabled", "false");
     plugin.setting("analytics_enabled", "false");
     const int64_t sequence = log.append_mutation("note.created", payload(4));
-    plugin.mutation("note.created", payload(4), sequence, analytics_test::now_ms());
+    plugin.mutation("note.created", payload(4), sequence, wep::test::now_ms());
     host.open();  // a plugin thread waiting for a setting reads "false" now
     BOOST_TEST(plugin.pending() == 3);
     BOOST_TEST(stat(plugin.stats(), "/dropped/disabled") == 1);
