@@ -331,7 +331,7 @@ BOOST_AUTO_TEST_CASE(a_late_start_up_catch_up_keeps_live_mutations_from_before_a
   MemoryEventLog log;
   LateSettingsHost host(config(), dir / "plugin", &log);
   {
-    LoadedPlugin plugin(ANALYTICS_PATH, host);
+    LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
     for (int n = 1; n <= 3; ++n) {
       const int64_t sequence = log.append_mutation("note.created", payload(n));
       plugin.mutation("note.created", payload(n), sequence, wep::test::now_ms());
