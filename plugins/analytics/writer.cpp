@@ -79,6 +79,10 @@ void Writer::start(bool log_backed) {
   log_backed_ = log_backed;
   if (log_backed_) {
     try {
+      // The start-up catch-up's "analytics is enabled now" is the value at
+      // this call: a later change arrives on the bus in order with the live
+      // mutations and must not reach back to the ones before it.
+      enabled_at_start_ = read_enabled_setting();
       log_end_at_start_ = host_.last_mutation_sequence().value_or(0);
       initial_checkpoint();  // here, so that a first start begins exactly where start() was called
     } catch (const std::exception& e) {
@@ -232,7 +236,7 @@ void Writer::read_log(int64_t before_sequence, bool privacy_first) {
   // Privacy first: the last change to false in the part of the log about to
   // be read; nothing committed before it is recorded now, nor anything if
   // analytics is off now.
-  const bool enabled_now = privacy_first ? read_enabled_setting() : true;
+  const bool enabled_now = privacy_first ? enabled_at_start_ : true;
   int64_t last_disabled_at = -1;
   if (privacy_first) {
     host_.read_event_log(from, [&](const wep_event& event) {
@@ -380,14 +384,16 @@ bool Writer::reopen_changed_file() {
     std::filesystem::remove(config_.database_path + "-wal", ignored);
     std::filesystem::remove(config_.database_path + "-shm", ignored);
   }
-  stats_.queue_file_replaced.fetch_add(1, std::memory_order_relaxed);
   committed_.reset();  // the file at the path has not got this writer's checkpoint
+  // The fresh file is opened before the other connections may open the path
+  // again (none of them creates it); the change is counted once it is open.
+  const bool opened = open_store();
+  hooks_.reopen_connections();
   hooks_.report_error(replaced ? "the queue database " + config_.database_path +
                                      " was replaced by another file; the queue goes on in that file"
                                : "the queue database " + config_.database_path +
                                      " was deleted; a fresh queue was created (the rows it held are lost)");
-  const bool opened = open_store();  // before the other connections: none of them creates the file
-  hooks_.reopen_connections();
+  stats_.queue_file_replaced.fetch_add(1, std::memory_order_relaxed);  // after the error: stats show both
   return opened;
 }
 

@@ -36,8 +36,9 @@
 //     Privacy wins at the start-up catch-up (what was committed while the
 //     plugin was not running): a mutation it reads is recorded only if
 //     analytics was enabled when it was committed, no change to false was
-//     logged after it (up to where the catch-up ends), and analytics is
-//     enabled when the catch-up starts. Live, a mutation is recorded as soon
+//     logged after it (up to where the catch-up ends), and analytics was
+//     enabled when start() was called (a later change is live: it applies
+//     from its place among the live mutations on). Live, a mutation is recorded as soon
 //     as it is processed, which is before any later change.
 //   - First start (no checkpoint): the writer starts at the end of the log;
 //     what happened before the plugin was installed is not recorded.
@@ -163,6 +164,7 @@ class Writer {
   std::vector<NewRow> rows_;             // reused: rows keep their strings' capacity
   size_t used_rows_ = 0;
   int64_t log_end_at_start_ = 0;  // the newest mutation when start() was called
+  bool enabled_at_start_ = true;  // analytics_enabled when start() was called
   bool setting_pending_ = false;  // a live analytics_enabled change not yet placed from the log
   bool pending_enabled_ = false;  // its value
 };

@@ -7,13 +7,14 @@
 #include <rapidjson/writer.h>
 
 #include <boost/test/unit_test.hpp>
-#include <wep/host_stub/host.hpp>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
+#include <wep/host_stub/host.hpp>
 
 #include "test_support.hpp"
 
@@ -149,6 +150,36 @@ class MemoryEventLog final : public wep::EventLogSource {
   mutable std::mutex mutex_;
   std::vector<Entry> entries_;
   int64_t last_ = 0;
+};
+
+// The analytics plugin's host whose settings, read from any thread but the
+// one that built it, answer only once open() was called: a plugin thread
+// that reads a setting late (as on a loaded machine) reads it after what
+// the test did before open().
+class LateSettingsHost final : public wep::test::FakeHost {
+ public:
+  LateSettingsHost(std::string config_json, const fs::path& data_dir, const wep::EventLogSource* event_log)
+      : FakeHost("analytics", std::move(config_json), data_dir, "user", Offer::kEverything, event_log) {}
+  std::optional<std::string> setting_json(std::string_view key) const override {
+    if (std::this_thread::get_id() != owner_) {
+      std::unique_lock lock(gate_mutex_);
+      gate_opened_.wait(lock, [&] { return open_; });
+    }
+    return FakeHost::setting_json(key);
+  }
+  void open() {
+    {
+      std::lock_guard lock(gate_mutex_);
+      open_ = true;
+    }
+    gate_opened_.notify_all();
+  }
+
+ private:
+  const std::thread::id owner_ = std::this_thread::get_id();
+  mutable std::mutex gate_mutex_;
+  mutable std::condition_variable gate_opened_;
+  bool open_ = false;
 };
 
 }  // namespace
@@ -290,4 +321,29 @@ BOOST_AUTO_TEST_CASE(a_host_without_an_event_log_says_crash_catch_up_is_off) {
   BOOST_TEST(stats.find("\"catch_up\":{\"on\":false,\"checkpoint\":null") != std::string::npos, stats);
   plugin.mutation("note.created", payload(1), 1, wep::test::now_ms());  // still recorded live
   BOOST_TEST(plugin.pending() == 1);
+}
+
+// Live mutations committed while analytics was enabled are recorded even
+// when the writer thread gets to its start-up catch-up only after analytics
+// was turned off: the change applies from its place in the log on.
+BOOST_AUTO_TEST_CASE(a_late_start_up_catch_up_keeps_live_mutations_from_before_an_opt_out) {
+  TempDir dir;
+  MemoryEventLog log;
+  LateSettingsHost host(config(), dir / "plugin", &log);
+  {
+    LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
+    for (int n = 1; n <= 3; ++n) {
+      const int64_t sequence = log.append_mutation("note.created", payload(n));
+      plugin.mutation("note.created", payload(n), sequence, wep::test::now_ms());
+    }
+    host.set_setting("analytics_enabled", "false");
+    log.append_setting("analytics_enabled", "false");
+    plugin.setting("analytics_enabled", "false");
+    const int64_t sequence = log.append_mutation("note.created", payload(4));
+    plugin.mutation("note.created", payload(4), sequence, wep::test::now_ms());
+    host.open();  // a plugin thread waiting for a setting reads "false" now
+    BOOST_TEST(plugin.pending() == 3);
+    BOOST_TEST(stat(plugin.stats(), "/dropped/disabled") == 1);
+  }
+  BOOST_TEST(keys(recorded(dir / "plugin" / "analytics.db")) == range(1, 3));
 }

@@ -110,11 +110,11 @@ struct NamespaceFixture {
 };
 BOOST_TEST_GLOBAL_FIXTURE(NamespaceFixture);
 
-std::string config(const std::string& name, uint32_t timeout_ms) {
+[[maybe_unused]] std::string config(const std::string& name, uint32_t timeout_ms) {
   return "{\"url\":\"https://" + name + "\",\"api_key\":\"k\",\"timeout_ms\":" + std::to_string(timeout_ms) + "}";
 }
 
-int64_t ms_since(std::chrono::steady_clock::time_point start) {
+[[maybe_unused]] int64_t ms_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
 }
 
