@@ -1,7 +1,8 @@
 // The hand-over between the start-up catch-up's reader thread (which reads
 // the host's event log and maps each mutation) and the writer thread (which
-// stores the rows): one chunk in flight at a time, passed by swap, so the
-// log read and the SQLite work overlap while memory stays at three chunks.
+// stores the rows): chunks of rows passed by move (their storage comes
+// back for reuse), so the log read and the SQLite work overlap while memory
+// stays bounded by max_chunks + 2 chunks.
 //
 // Thread safety: one thread calls put() and finish(), another take(); any
 // thread may call close().
@@ -9,6 +10,7 @@
 
 #include <condition_variable>
 #include <cstddef>
+#include <deque>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -37,15 +39,24 @@ struct CatchUpChunk {
 
 class CatchUpPipe {
  public:
-  // Reader: hands `chunk` over, waiting while the previous one has not been
-  // taken; `chunk` comes back reset (holding an older chunk's storage).
+  // At most `max_chunks` chunks wait to be taken (so the reader can run
+  // ahead of a slow commit without memory growing past that).
+  explicit CatchUpPipe(size_t max_chunks) : max_chunks_(max_chunks) {}
+
+  // Reader: hands `chunk` over, waiting while max_chunks are waiting;
+  // `chunk` comes back reset (holding a taken chunk's storage, if any).
   // False if the pipe was closed (the writer takes nothing more).
   bool put(CatchUpChunk& chunk) {
     std::unique_lock lock(mutex_);
-    changed_.wait(lock, [&] { return !full_ || closed_; });
+    changed_.wait(lock, [&] { return full_.size() < max_chunks_ || closed_; });
     if (closed_) return false;
-    std::swap(slot_, chunk);
-    full_ = true;
+    full_.push_back(std::move(chunk));
+    if (spare_.empty()) {
+      chunk = CatchUpChunk();
+    } else {
+      chunk = std::move(spare_.back());
+      spare_.pop_back();
+    }
     lock.unlock();
     changed_.notify_all();
     chunk.reset();
@@ -61,15 +72,16 @@ class CatchUpPipe {
     changed_.notify_all();
   }
 
-  // Writer: waits for a chunk and swaps it into `out` (whose storage goes
-  // back to the reader). False when the reader has finished and nothing is
-  // left.
+  // Writer: waits for the oldest chunk and moves it into `out` (whose
+  // storage goes back to the reader). False when the reader has finished
+  // and nothing is left.
   bool take(CatchUpChunk& out) {
     std::unique_lock lock(mutex_);
-    changed_.wait(lock, [&] { return full_ || finished_; });
-    if (!full_) return false;
-    std::swap(slot_, out);
-    full_ = false;
+    changed_.wait(lock, [&] { return !full_.empty() || finished_; });
+    if (full_.empty()) return false;
+    spare_.push_back(std::move(out));
+    out = std::move(full_.front());
+    full_.pop_front();
     lock.unlock();
     changed_.notify_all();
     return true;
@@ -85,10 +97,11 @@ class CatchUpPipe {
   }
 
  private:
+  const size_t max_chunks_;
   std::mutex mutex_;
   std::condition_variable changed_;
-  CatchUpChunk slot_;
-  bool full_ = false;
+  std::deque<CatchUpChunk> full_;    // in log order
+  std::vector<CatchUpChunk> spare_;  // taken chunks' storage, for the reader to reuse
   bool finished_ = false;
   bool closed_ = false;
 };

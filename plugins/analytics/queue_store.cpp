@@ -14,6 +14,19 @@ using wep::sqlite::WriteTransaction;
 
 constexpr std::string_view kSchemaName = "analytics_queue.sql";
 
+// Rows one multi-row INSERT stores: a statement per row costs SQLite a
+// statement start and end each (AUTOINCREMENT reads and writes
+// sqlite_sequence at both), a fixed share that a run of rows pays once.
+constexpr size_t kRowsPerInsertStatement = 32;
+
+// "INSERT ... VALUES (?,?,?,?), ..." for `rows` rows (4 * rows parameters,
+// far below SQLite's limit).
+std::string multi_row_insert_sql(size_t rows) {
+  std::string sql = "INSERT INTO analytics_queue (event_type, properties, user_id, created_at) VALUES ";
+  for (size_t i = 0; i < rows; ++i) sql += i == 0 ? "(?, ?, ?, ?)" : ", (?, ?, ?, ?)";
+  return sql;
+}
+
 // Every statement the store runs, prepared once per connection.
 struct QueueStore::Statements {
   explicit Statements(wep::sqlite::Connection& db)
@@ -21,6 +34,7 @@ struct QueueStore::Statements {
         insert(db,
                "INSERT INTO analytics_queue (event_type, properties, user_id, created_at) "
                "VALUES (?1, ?2, ?3, ?4)"),
+        insert_run(db, multi_row_insert_sql(kRowsPerInsertStatement).c_str()),
         restore(db,
                 "INSERT OR IGNORE INTO analytics_queue (id, event_type, properties, user_id, created_at) "
                 "VALUES (?1, ?2, ?3, ?4, ?5)"),
@@ -69,7 +83,7 @@ struct QueueStore::Statements {
                      "WHERE singleton = 1)") {}
 
   wep::sqlite::TransactionStatements transaction;
-  Statement insert, restore, adjust_count, read_count, drop_oldest, read_after, remove, remove_range,
+  Statement insert, insert_run, restore, adjust_count, read_count, drop_oldest, read_after, remove, remove_range,
       copy_to_dead_letter;
   Statement age_out_window, age_out_delete, age_out_dead_letter, recount, dead_letter_count;
   Statement requeue_dead_letters, clear_dead_letters;
@@ -128,7 +142,19 @@ int64_t QueueStore::insert_capped(std::span<const NewRow> rows, int64_t max_rows
     if (held_deleted != 0) s.adjust_count.integer(1, -held_deleted).run("updating the count");
   }
   if (checkpoint) s.store_checkpoint(*checkpoint);
-  for (const NewRow& row : rows) {
+  size_t next = 0;
+  for (; rows.size() - next >= kRowsPerInsertStatement; next += kRowsPerInsertStatement) {
+    int parameter = 1;
+    for (const NewRow& row : rows.subspan(next, kRowsPerInsertStatement)) {
+      s.insert_run.text(parameter, row.event_type)
+          .optional_text(parameter + 1, row.properties_json)
+          .optional_text(parameter + 2, row.user_id)
+          .text(parameter + 3, row.created_at);
+      parameter += 4;
+    }
+    s.insert_run.run("inserting rows");
+  }
+  for (const NewRow& row : rows.subspan(next)) {
     s.insert.text(1, row.event_type)
         .optional_text(2, row.properties_json)
         .optional_text(3, row.user_id)

@@ -26,6 +26,14 @@ constexpr int64_t kMillisecondsPerDay = 86'400'000;
 // with no change of the setting in between.
 constexpr int kInitialReadAttempts = 5;
 
+// Rows per chunk of the start-up catch-up, each stored in one transaction:
+// a backlog is known to be large, so its transactions are larger than
+// live ones (fewer commits, WAL frames and checkpoint writes per row).
+constexpr size_t kCatchUpRowsPerTransaction = 8192;
+// Chunks the catch-up's reader may have waiting for the writer: lets it run
+// ahead of a slow commit. Memory: (this + 2) chunks.
+constexpr size_t kCatchUpChunksInFlight = 2;
+
 // Rows per transaction when salvaged rows move into a fresh queue.
 constexpr size_t kSalvageChunkRows = 4096;
 
@@ -296,7 +304,7 @@ bool Writer::catch_up_at_start() {
     return false;
   }
   stats_.catch_up_holding.store(true, std::memory_order_relaxed);
-  CatchUpPipe pipe;
+  CatchUpPipe pipe(kCatchUpChunksInFlight);
   std::string read_error;   // the reader's, read after the join
   std::string store_error;  // this thread's
   std::thread reader;
@@ -329,7 +337,7 @@ bool Writer::catch_up_at_start() {
 void Writer::read_for_catch_up(CatchUpPipe& pipe, Checkpoint position, int64_t before_sequence, bool enabled_now,
                                std::string* error) noexcept {
   CatchUpChunk chunk;
-  chunk.rows.reserve(kMaxRowsPerTransaction);
+  chunk.rows.reserve(kCatchUpRowsPerTransaction);
   position.holding = true;
   // Analytics off now: nothing from before is recorded, including what an
   // earlier catch-up cut short holds.
@@ -368,7 +376,7 @@ void Writer::read_for_catch_up(CatchUpPipe& pipe, Checkpoint position, int64_t b
                       event.mutation.committed_at_ms, chunk.rows[chunk.used])) {
         ++chunk.used;
       }
-      if (chunk.used == kMaxRowsPerTransaction) {
+      if (chunk.used == kCatchUpRowsPerTransaction) {
         chunk.checkpoint = position;
         pipe_open = pipe.put(chunk);
         return pipe_open;

@@ -223,17 +223,17 @@ struct MemoryLogFixture {
 }  // namespace
 
 BOOST_FIXTURE_TEST_CASE(rows_a_catch_up_stores_are_held_from_delivery_until_it_reaches_the_end, MemoryLogFixture) {
-  constexpr int64_t kLogged = 10000;
+  constexpr int64_t kLogged = 20000;
   append(1, kLogged);
   Gate gate;
   log.before_mutation = [&](int64_t sequence) {
-    if (sequence == 9000) gate.wait();
+    if (sequence == 18000) gate.wait();
   };
   {
     LoadedPlugin plugin(ANALYTICS_PATH, host);  // start() does not wait for the catch-up
-    // Two full transactions (4,096 rows each) are stored before the reader
-    // waits at mutation 9,000.
-    BOOST_TEST(eventually([&] { return queued_rows(database()) >= 8192; }, std::chrono::seconds(30)));
+    // Two full transactions (8,192 rows each) are stored before the reader
+    // waits at mutation 18,000.
+    BOOST_TEST(eventually([&] { return queued_rows(database()) >= 16384; }, std::chrono::seconds(30)));
     BOOST_TEST(rows_for_delivery(database()) == 0u);
     BOOST_TEST(holding(plugin.stats()));
     gate.open();
@@ -246,36 +246,36 @@ BOOST_FIXTURE_TEST_CASE(rows_a_catch_up_stores_are_held_from_delivery_until_it_r
 }
 
 BOOST_FIXTURE_TEST_CASE(a_change_to_false_read_late_in_a_catch_up_deletes_the_held_rows, MemoryLogFixture) {
-  append(1, 6000);  // more than one transaction: rows are stored (held) before the change is read
+  append(1, 20000);  // more than one transaction: rows are stored (held) before the change is read
   log.append_setting("analytics_enabled", "false");
-  append(6001, 6100);  // committed while disabled
+  append(20001, 20100);  // committed while disabled
   log.append_setting("analytics_enabled", "true");
-  append(6101, 6150);
+  append(20101, 20150);
   LoadedPlugin plugin(ANALYTICS_PATH, host);
   BOOST_TEST(plugin.pending() == 50);
-  BOOST_TEST(keys(recorded(database())) == range(6101, 6150));
-  BOOST_TEST(stat(plugin.stats(), "/catch_up/discarded") >= 4096);
-  BOOST_TEST(stat(plugin.stats(), "/dropped/disabled") == 6100);
+  BOOST_TEST(keys(recorded(database())) == range(20101, 20150));
+  BOOST_TEST(stat(plugin.stats(), "/catch_up/discarded") >= 8192);
+  BOOST_TEST(stat(plugin.stats(), "/dropped/disabled") == 20100);
   BOOST_TEST(rows_for_delivery(database()) == 50u);
 }
 
 BOOST_FIXTURE_TEST_CASE(a_catch_up_cut_short_keeps_its_rows_held_through_a_restart, MemoryLogFixture) {
-  constexpr int64_t kLogged = 10000;
+  constexpr int64_t kLogged = 20000;
   append(1, kLogged);
   log.before_mutation = [](int64_t sequence) {
-    if (sequence == 9000) throw std::runtime_error("the log cannot be read");  // the read is cut short
+    if (sequence == 18000) throw std::runtime_error("the log cannot be read");  // the read is cut short
   };
   {
     LoadedPlugin plugin(ANALYTICS_PATH, host);
     plugin.pending();
     BOOST_TEST(host.wait_for_log("the host could not read its event log", std::chrono::seconds(10)));
-    BOOST_TEST(queued_rows(database()) >= 8192);
+    BOOST_TEST(queued_rows(database()) >= 16384);
     BOOST_TEST(rows_for_delivery(database()) == 0u);
   }
   // The next start goes on holding (both runs' rows) until its catch-up ends.
   Gate gate;
   log.before_mutation = [&](int64_t sequence) {
-    if (sequence == 9500) gate.wait();
+    if (sequence == 19500) gate.wait();
   };
   {
     LoadedPlugin plugin(ANALYTICS_PATH, host);
@@ -290,30 +290,30 @@ BOOST_FIXTURE_TEST_CASE(a_catch_up_cut_short_keeps_its_rows_held_through_a_resta
 }
 
 BOOST_FIXTURE_TEST_CASE(a_change_to_false_after_a_restart_deletes_what_the_earlier_catch_up_held, MemoryLogFixture) {
-  append(1, 10000);
+  append(1, 20000);
   log.before_mutation = [](int64_t sequence) {
-    if (sequence == 9000) throw std::runtime_error("the log cannot be read");
+    if (sequence == 18000) throw std::runtime_error("the log cannot be read");
   };
   {
     LoadedPlugin plugin(ANALYTICS_PATH, host);
     plugin.pending();
     BOOST_TEST(host.wait_for_log("the host could not read its event log", std::chrono::seconds(10)));
-    BOOST_TEST(queued_rows(database()) >= 8192);
+    BOOST_TEST(queued_rows(database()) >= 16384);
   }
   log.before_mutation = nullptr;
   log.append_setting("analytics_enabled", "false");  // follows every held row: none may be recorded
   log.append_setting("analytics_enabled", "true");
-  append(10001, 10001);
+  append(20001, 20001);
   LoadedPlugin plugin(ANALYTICS_PATH, host);
   BOOST_TEST(plugin.pending() == 1);
-  BOOST_TEST(keys(recorded(database())) == std::set<int64_t>({10001}));
-  BOOST_TEST(stat(plugin.stats(), "/catch_up/discarded") >= 8192);
+  BOOST_TEST(keys(recorded(database())) == std::set<int64_t>({20001}));
+  BOOST_TEST(stat(plugin.stats(), "/catch_up/discarded") >= 16384);
 }
 
 BOOST_FIXTURE_TEST_CASE(analytics_off_at_a_restart_deletes_what_the_earlier_catch_up_held, MemoryLogFixture) {
-  append(1, 10000);
+  append(1, 20000);
   log.before_mutation = [](int64_t sequence) {
-    if (sequence == 9000) throw std::runtime_error("the log cannot be read");
+    if (sequence == 18000) throw std::runtime_error("the log cannot be read");
   };
   {
     LoadedPlugin plugin(ANALYTICS_PATH, host);
