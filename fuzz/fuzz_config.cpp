@@ -6,12 +6,12 @@
 #include <rapidjson/document.h>
 
 #include <cstdint>
-#include <host_stub/host.hpp>
+#include <wep/host_stub/host.hpp>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <wep/plugin.hpp>
-#include <wep_support/json_config.hpp>
+#include <wep/support/json_config.hpp>
 
 #include "analytics_config_schema.h"
 #include "config.hpp"
@@ -28,11 +28,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (refusal && refusal->message().empty()) __builtin_trap();
   }
   try {
-    analytics::parse_config(text, "/nonexistent/data", "/nonexistent/plugins");
+    wep::analytics::parse_config(text, "/nonexistent/data", "/nonexistent/plugins");
   } catch (const wep::Error&) {
   }
   try {
-    host_stub::parse_config(text, "/nonexistent/base");
+    wep::host_stub::parse_config(text, "/nonexistent/base");
   } catch (const std::exception&) {
   }
   return 0;

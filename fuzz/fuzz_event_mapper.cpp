@@ -17,8 +17,8 @@
 
 namespace {
 
-const analytics::AnalyticsConfig& config() {
-  static const analytics::AnalyticsConfig instance = analytics::parse_config(
+const wep::analytics::AnalyticsConfig& config() {
+  static const wep::analytics::AnalyticsConfig instance = wep::analytics::parse_config(
       R"({"events": {"x": {"event_type": "x", "properties": ["a", "b", "c", "email", "n", "id"]}}})", "/data");
   return instance;
 }
@@ -26,10 +26,10 @@ const analytics::AnalyticsConfig& config() {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static analytics::Stats stats;
-  static analytics::EventMapper mapper(config(), std::string("pseudo"), stats);
+  static wep::analytics::Stats stats;
+  static wep::analytics::EventMapper mapper(config(), std::string("pseudo"), stats);
   const std::string_view payload(reinterpret_cast<const char*>(data), size);
-  analytics::NewRow row;
+  wep::analytics::NewRow row;
   if (mapper.map("x", payload, 1'795'168'800'123, row) && row.properties_json) {
     // Every kept string passed the screen: check it again on the output.
     rapidjson::Document kept;
@@ -37,15 +37,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (kept.HasParseError() || !kept.IsObject()) __builtin_trap();
     for (const auto& member : kept.GetObject()) {
       if (member.value.IsString() &&
-          analytics::classify_pii({member.value.GetString(), member.value.GetStringLength()}) !=
-              analytics::PiiKind::none)
+          wep::analytics::classify_pii({member.value.GetString(), member.value.GetStringLength()}) !=
+              wep::analytics::PiiKind::none)
         __builtin_trap();
       if (member.value.IsObject() || member.value.IsArray()) __builtin_trap();
     }
   }
-  if (size <= 256) (void)analytics::classify_pii(payload);
+  if (size <= 256) (void)wep::analytics::classify_pii(payload);
   uint64_t number = 0;
   std::memcpy(&number, data, size < sizeof number ? size : sizeof number);
-  (void)analytics::classify_pii_integer(number);
+  (void)wep::analytics::classify_pii_integer(number);
   return 0;
 }

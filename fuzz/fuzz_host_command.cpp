@@ -9,21 +9,21 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
-#include <host_stub/host.hpp>
+#include <wep/host_stub/host.hpp>
 #include <memory>
 #include <string>
 #include <string_view>
 
 namespace {
 
-host_stub::Host& host() {
+wep::host_stub::Host& host() {
   static const std::filesystem::path data_dir = [] {
     const auto dir = std::filesystem::temp_directory_path() / ("wep-fuzz-host-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
     return dir;
   }();
-  static host_stub::Host instance([] {
-    host_stub::HostOptions options;
+  static wep::host_stub::Host instance([] {
+    wep::host_stub::HostOptions options;
     options.data_dir = data_dir;
     return options;
   }());
@@ -41,7 +41,7 @@ bool skipped(std::string_view line) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static host_stub::CommandInterpreter interpreter(host());
+  static wep::host_stub::CommandInterpreter interpreter(host());
   std::string_view script(reinterpret_cast<const char*>(data), size);
   while (!script.empty()) {
     const size_t newline = script.find('\n');

@@ -16,8 +16,8 @@ struct Seen {
   std::vector<std::pair<std::string, uint64_t>> rows;
 };
 
-ndjson::LineScanner scanner(Seen& seen, uint64_t base) {
-  return ndjson::LineScanner(base, [&seen](std::string_view id, uint64_t end) { seen.rows.emplace_back(id, end); });
+wep::ndjson::LineScanner scanner(Seen& seen, uint64_t base) {
+  return wep::ndjson::LineScanner(base, [&seen](std::string_view id, uint64_t end) { seen.rows.emplace_back(id, end); });
 }
 
 }  // namespace

@@ -100,7 +100,7 @@ struct Fixture {
 
   Fixture() {
     transport =
-        std::make_unique<wep::test::LoadedTransport>(SUPABASE_PLUGIN_PATH,
+        std::make_unique<wep::test::LoadedTransport>(WEP_SUPABASE_PATH,
                                                      "{\"url\":\"http://127.0.0.1:" + std::to_string(server.port()) +
                                                          "\",\"api_key\":\"fuzz-anon-key\",\"timeout_ms\":2000}",
                                                      data_dir.str());

@@ -45,7 +45,7 @@ for file in \
   "$libdir/cmake/wep/wepConfig.cmake" "$libdir/cmake/wep/wepConfigVersion.cmake" \
   "$libdir/cmake/wep/wepTargets.cmake" "$libdir/cmake/wep/WepPlugin.cmake" "$libdir/cmake/wep/plugin_exports.map" \
   "$libdir/pkgconfig/wep-plugin-api.pc" \
-  "$libdir/wep/plugins/libanalytics.so" "$libdir/wep/plugins/libsupabase.so" "$libdir/wep/plugins/libndjson.so" \
+  "$libdir/wep/plugins/libwep_analytics.so" "$libdir/wep/plugins/libwep_supabase.so" "$libdir/wep/plugins/libwep_ndjson.so" \
   bin/host-stub bin/test-backend \
   share/wep/schemas/analytics_queue.sql share/wep/schemas/analytics_events.postgres.sql \
   share/wep/schemas/analytics_config.schema.json; do
@@ -78,7 +78,7 @@ write_host_config() {  # $1 = file, $2 = the transport's config
   "data_dir": "data",
   "settings": {"analytics_enabled": true},
   "plugins": [{
-    "path": "$prefix/$libdir/wep/plugins/libanalytics.so",
+    "path": "$prefix/$libdir/wep/plugins/libwep_analytics.so",
     "config": {
       "flush_interval_ms": 100,
       "events": {"note.created": {"event_type": "note_created", "properties": ["word_count"]}},

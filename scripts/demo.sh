@@ -49,7 +49,7 @@ fail() {
   exit 1
 }
 
-transport_plugin="$build_dir/plugins/libsupabase.so"
+transport_plugin="$build_dir/plugins/libwep_supabase.so"
 if [ "$transport" = nats ]; then
   mkfifo "$work/nats.in" "$work/nats.out"
   mkdir -p "$work/nats"
@@ -64,7 +64,7 @@ if [ "$transport" = nats ]; then
       "$work"/nats/n*.log
   fi
   servers=$(printf '"%s", ' ${urls//,/ })
-  transport_plugin="$build_dir/plugins/libnats_transport.so"
+  transport_plugin="$build_dir/plugins/libwep_nats.so"
   transport_config="{\"servers\": [${servers%, }], \"subject\": \"events.demo\", \"stream\": \"EVENTS\", \"timeout_ms\": 5000}"
   echo "demo: local NATS JetStream cluster, 3 nats-server nodes at $urls (stream EVENTS: 3 replicas, 10 min duplicate window)"
 elif [ -n "${SUPABASE_URL:-}" ] && [ -n "${SUPABASE_ANON_KEY:-}" ]; then
@@ -107,7 +107,7 @@ cat > "$work/host.json" <<JSON
   "data_dir": "data",
   "settings": {"analytics_enabled": true},
   "plugins": [{
-    "path": "$build_dir/plugins/libanalytics.so",
+    "path": "$build_dir/plugins/libwep_analytics.so",
     "config": {
       "database": "analytics.db",
       "batch_size": 100,

@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <regex>
-#include <wep_support/http_text.hpp>
+#include <wep/support/http_text.hpp>
 
 namespace wep::transport {
 

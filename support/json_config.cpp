@@ -6,8 +6,8 @@
 #include <rapidjson/writer.h>
 
 #include <stdexcept>
-#include <wep_support/bounded_json.hpp>
-#include <wep_support/json_config.hpp>
+#include <wep/support/bounded_json.hpp>
+#include <wep/support/json_config.hpp>
 
 namespace wep::json_config {
 namespace {

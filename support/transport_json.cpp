@@ -10,9 +10,9 @@
 #include <chrono>
 #include <cstring>
 #include <wep/plugin.hpp>
-#include <wep_support/bounded_json.hpp>
-#include <wep_support/json_config.hpp>
-#include <wep_support/transport_json.hpp>
+#include <wep/support/bounded_json.hpp>
+#include <wep/support/json_config.hpp>
+#include <wep/support/transport_json.hpp>
 
 namespace wep::transport {
 

@@ -1,5 +1,5 @@
 // bench_analytics: the analytics plugin's enqueue path, loaded for real
-// (libanalytics.so) and called directly (bench/support PluginDriver), against
+// (libwep_analytics.so) and called directly (bench/support PluginDriver), against
 // plain SQLite storing the same rows at the same transaction size.
 //
 //   build/bin/bench_analytics [events_per_round] [rounds] [backlog_rows]
@@ -7,7 +7,7 @@
 //   about a minute with the defaults)
 //
 // Every rate and latency is measured once per round and printed as the
-// median with the lowest and highest round (wep_bench/rounds.hpp). In each
+// median with the lowest and highest round (wep/bench/rounds.hpp). In each
 // round the plugin run and the reference runs alternate in order (the
 // machine may be shared and drifts over minutes), and the headline ratio is
 // the median of the per-round ratios:
@@ -37,8 +37,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
-#include <wep_bench/plugin_driver.hpp>
-#include <wep_bench/rounds.hpp>
+#include <wep/bench/plugin_driver.hpp>
+#include <wep/bench/rounds.hpp>
 
 using wep::bench::now_ms;
 using wep::bench::PluginDriver;
@@ -160,7 +160,7 @@ struct PluginRound {
 PluginRound plugin_round(const std::filesystem::path& dir, int events) {
   // The buffer holds a whole round: nothing is dropped and the writer is
   // busy from the first event to the last.
-  PluginDriver plugin(ANALYTICS_PATH, config(R"(, "buffer_capacity": 2000000)"), dir, kUserId);
+  PluginDriver plugin(WEP_ANALYTICS_PATH, config(R"(, "buffer_capacity": 2000000)"), dir, kUserId);
   std::vector<double> handler_ns;
   handler_ns.reserve(static_cast<size_t>(events));
   const auto start = Clock::now();
@@ -202,7 +202,7 @@ int main(int argc, char** argv) {
   // 1. Backlog: rows through the plugin with its default buffer, RSS
   //    sampled along the way, then the pending count timed in rounds.
   if (backlog_rows > 0) {
-    PluginDriver plugin(ANALYTICS_PATH, config(""), dir / "backlog", kUserId);
+    PluginDriver plugin(WEP_ANALYTICS_PATH, config(""), dir / "backlog", kUserId);
     print_once("rss_before_backlog", static_cast<double>(status_kb("VmRSS")), "kB", 0);
     constexpr int kBlock = 50000;
     int64_t sequence = 0;

@@ -20,17 +20,17 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <host_stub/host.hpp>
+#include <wep/host_stub/host.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "test_support.hpp"
 
-using analytics_test::DirectHost;
-using analytics_test::LoadedPlugin;
-using analytics_test::now_ms;
-using analytics_test::TempDir;
+using wep::test::DirectHost;
+using wep::test::LoadedPlugin;
+using wep::test::now_ms;
+using wep::test::TempDir;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -134,9 +134,9 @@ int main(int argc, char** argv) {
   const int live_events = log_events;  // the same work as the catch-up
   TempDir dir("wep-bench-catch-up");
   const std::filesystem::path data_dir = dir / "host";
-  host_stub::HostOptions options;
+  wep::host_stub::HostOptions options;
   options.data_dir = data_dir;
-  { host_stub::Host make_the_files(options); }
+  { wep::host_stub::Host make_the_files(options); }
   fill_event_log(data_dir / "host.db", log_events);
   const std::filesystem::path queue_db = data_dir / "plugins" / "analytics" / "analytics.db";
   std::printf("log_events: %d\nlive_events_per_normal_run: %d\n", log_events, live_events);
@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
     // The plugin's normal store rate: live events through on_event.
     {
       DirectHost host(kConfig, dir / ("live" + std::to_string(round)), "user");
-      LoadedPlugin plugin(ANALYTICS_PATH, host);
+      LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
       RssSampler sampler;
       const auto start = Clock::now();
       for (int i = 0; i < live_events; ++i) plugin.mutation("note.created", kPayload, i + 1, now_ms());
@@ -162,16 +162,16 @@ int main(int argc, char** argv) {
     }
     // Catch-up: the same plugin file in the host stub, checkpoint at 0.
     {
-      host_stub::Host host(options);
+      wep::host_stub::Host host(options);
       if (round == 0) {  // a first start sets the checkpoint at the end of the log
-        host.load_plugin(ANALYTICS_PATH, kConfig);
+        host.load_plugin(WEP_ANALYTICS_PATH, kConfig);
         host.unload_plugin("analytics");
       }
       rewind_queue(queue_db);
       rss_before_catch_up = std::max(rss_before_catch_up, status_kb("VmRSS"));
       RssSampler sampler;
       const auto start = Clock::now();
-      host.load_plugin(ANALYTICS_PATH, kConfig);
+      host.load_plugin(WEP_ANALYTICS_PATH, kConfig);
       const int64_t stored = host.pending().value_or(-1);
       const double seconds = seconds_since(start);
       peak_catch_up = std::max(peak_catch_up, sampler.finish());

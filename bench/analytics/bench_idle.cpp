@@ -1,6 +1,6 @@
 // bench_idle: how often the analytics plugin's threads wake up when there is
-// nothing to do. Loads the real plugin file (libanalytics.so) with a minimal
-// in-process host and the NDJSON transport (libndjson.so), default
+// nothing to do. Loads the real plugin file (libwep_analytics.so) with a minimal
+// in-process host and the NDJSON transport (libwep_ndjson.so), default
 // flush_interval_ms and maintenance_interval_ms, and counts the context
 // switches (voluntary + involuntary, /proc/self/task/*/status) of every
 // thread the plugin started (the threads alive before it started are not
@@ -23,8 +23,8 @@
 #include <filesystem>
 #include <string>
 #include <thread>
-#include <wep_bench/plugin_driver.hpp>
-#include <wep_bench/thread_switches.hpp>
+#include <wep/bench/plugin_driver.hpp>
+#include <wep/bench/thread_switches.hpp>
 
 using wep::bench::now_ms;
 using wep::bench::PluginDriver;
@@ -43,7 +43,7 @@ constexpr auto kSettle = std::chrono::seconds(2);
 std::string config(const std::filesystem::path& dir, int maintenance_interval_ms) {
   return std::string(R"({"events": {"note.created": {"event_type": "note_created", "properties": ["kind"]}},)") +
          R"( "maintenance_interval_ms": )" + std::to_string(maintenance_interval_ms) + "," +
-         R"( "transport": {"plugin": ")" + NDJSON_PATH + R"(", "config": {"path": ")" +
+         R"( "transport": {"plugin": ")" + WEP_NDJSON_PATH + R"(", "config": {"path": ")" +
          (dir / "events.ndjson").string() + R"("}}})";
 }
 
@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
               kFlushIntervalMs, maintenance, maintenance == kDefaultMaintenanceIntervalMs ? " (default)" : "");
 
   StartedThreadSwitches counter;  // before the plugin starts: this thread is not counted
-  PluginDriver plugin(ANALYTICS_PATH, config(dir, maintenance), dir / "data", kUserId);
+  PluginDriver plugin(WEP_ANALYTICS_PATH, config(dir, maintenance), dir / "data", kUserId);
 
   std::this_thread::sleep_for(kSettle);
   report("offline", measure(counter, window), window, maintenance);

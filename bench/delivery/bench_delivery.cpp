@@ -44,7 +44,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <host_stub/host.hpp>
+#include <wep/host_stub/host.hpp>
 #include <iomanip>
 #include <iostream>
 #include <mutex>
@@ -52,7 +52,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
-#include <test_backend/backend.hpp>
+#include <wep/test_backend/backend.hpp>
 #include <thread>
 #include <vector>
 #include <wep/host_api_table.hpp>
@@ -211,7 +211,7 @@ std::string analytics_config(const std::string& url, uint32_t batch_size) {
   w.Key("transport");
   w.StartObject();
   w.Key("plugin");
-  w.String(SUPABASE_PATH);
+  w.String(WEP_SUPABASE_PATH);
   w.Key("config");
   w.StartObject();
   w.Key("url");
@@ -263,7 +263,7 @@ void prefill_queue(const std::filesystem::path& db_file, int64_t events, const s
   sqlite3_close(db);
 }
 
-int64_t plugin_stat(host_stub::Host& host, const char* name) {
+int64_t plugin_stat(wep::host_stub::Host& host, const char* name) {
   rapidjson::Document stats;
   const std::string text = host.stats_json();
   stats.Parse(text.c_str());
@@ -287,20 +287,20 @@ PluginFigures run_plugin(const std::filesystem::path& work, int64_t events, uint
   std::filesystem::create_directories(work);
   BackendProcess backend(work);
   const std::filesystem::path data_dir = work / "host";
-  host_stub::HostOptions options;
+  wep::host_stub::HostOptions options;
   options.data_dir = data_dir;
-  options.plugins.push_back({ANALYTICS_PATH, analytics_config(backend.url(), batch_size)});
+  options.plugins.push_back({WEP_ANALYTICS_PATH, analytics_config(backend.url(), batch_size)});
 
   PluginFigures figures;
   figures.rss_before_fill_kb = rss_kb();
   {
-    host_stub::Host host(options);  // creates and migrates the queue database
+    wep::host_stub::Host host(options);  // creates and migrates the queue database
     figures.user_id = host.pseudonymous_id();
   }
   prefill_queue(data_dir / "plugins" / "analytics" / "analytics.db", events, figures.user_id);
   ::sync();  // the backlog's write-back is the bench's set-up, not the plugin's work
 
-  host_stub::Host host(options);
+  wep::host_stub::Host host(options);
   const int64_t pending = host.pending().value_or(-1);
   if (pending != events) {
     throw std::runtime_error("pre-filled " + std::to_string(events) + " rows but pending is " +
@@ -340,7 +340,7 @@ ReferenceFigures run_transport_only(const std::filesystem::path& work, int64_t e
                                     const std::string& user_id) {
   BackendProcess backend(work);
   std::string error;
-  auto library = wep::PluginLibrary::open(SUPABASE_PATH, error);
+  auto library = wep::PluginLibrary::open(WEP_SUPABASE_PATH, error);
   if (!library) throw std::runtime_error(error);
   rapidjson::StringBuffer config_buffer;
   {

@@ -26,8 +26,8 @@
 #include <string>
 #include <vector>
 #include <wep/plugin.hpp>
-#include <wep_bench/rounds.hpp>
-#include <wep_support/transport_json.hpp>
+#include <wep/bench/rounds.hpp>
+#include <wep/support/transport_json.hpp>
 
 using wep::bench::print_rounds;
 using Clock = std::chrono::steady_clock;

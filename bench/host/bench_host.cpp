@@ -16,11 +16,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <host_stub/host.hpp>
+#include <wep/host_stub/host.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>
-#include <wep_bench/rounds.hpp>
+#include <wep/bench/rounds.hpp>
 
 using wep::bench::print_rounds;
 using wep::bench::quantile;
@@ -37,10 +37,10 @@ struct HostRound {
 };
 
 HostRound host_round(const std::filesystem::path& dir, int mutations) {
-  host_stub::HostOptions options;
+  wep::host_stub::HostOptions options;
   options.data_dir = dir;
-  options.plugins.push_back({ANALYTICS_PATH, kAnalyticsConfig});
-  host_stub::Host host(options);
+  options.plugins.push_back({WEP_ANALYTICS_PATH, kAnalyticsConfig});
+  wep::host_stub::Host host(options);
   std::vector<double> latency_us;
   latency_us.reserve(static_cast<size_t>(mutations));
   const auto start = Clock::now();

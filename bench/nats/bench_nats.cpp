@@ -23,17 +23,17 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <host_stub/host.hpp>
+#include <wep/host_stub/host.hpp>
 #include <iomanip>
 #include <iostream>
-#include <nats_cluster/nats_cluster.hpp>
+#include <wep/nats_cluster/nats_cluster.hpp>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 #include <wep/plugin.hpp>
-#include <wep_support/transport_json.hpp>
-#include <wep_test/temp_dir.hpp>
+#include <wep/support/transport_json.hpp>
+#include <wep/test/temp_dir.hpp>
 
 #include "queue_store.hpp"  // event_id_for, iso8601_utc: the ids the plugin sends
 
@@ -69,7 +69,7 @@ std::string analytics_config(const std::vector<std::string>& servers, uint32_t b
   w.Key("transport");
   w.StartObject();
   w.Key("plugin");
-  w.String(NATS_TRANSPORT_PATH);
+  w.String(WEP_NATS_PATH);
   w.Key("config");
   w.StartObject();
   w.Key("servers");
@@ -135,10 +135,10 @@ Messages messages_for(int64_t events, const std::string& user_id, const std::str
   out.bodies.reserve(static_cast<size_t>(events));
   out.ids.reserve(static_cast<size_t>(events));
   wep::transport::RowEncoder encoder;
-  const std::string created_at_utc = analytics::iso8601_utc(created_at);
+  const std::string created_at_utc = wep::analytics::iso8601_utc(created_at);
   std::string why;
   for (int64_t i = 1; i <= events; ++i) {
-    out.ids.push_back(analytics::event_id_for(user_id, i, created_at));
+    out.ids.push_back(wep::analytics::event_id_for(user_id, i, created_at));
     const std::string properties = properties_of(i);
     const wep_row row{i,
                       wep::str(out.ids.back()),
@@ -158,21 +158,21 @@ struct PluginRun {
   int64_t requests = 0;
 };
 
-PluginRun run_plugin(nats_cluster::NatsCluster& cluster, const std::filesystem::path& work, int64_t events,
+PluginRun run_plugin(wep::nats_cluster::NatsCluster& cluster, const std::filesystem::path& work, int64_t events,
                      uint32_t batch_size, const std::string& created_at, std::string& user_id) {
   const std::filesystem::path data_dir = work / "host";
   std::filesystem::remove_all(data_dir);
-  host_stub::HostOptions options;
+  wep::host_stub::HostOptions options;
   options.data_dir = data_dir;
-  options.plugins.push_back({ANALYTICS_PATH, analytics_config(cluster.urls(), batch_size)});
+  options.plugins.push_back({WEP_ANALYTICS_PATH, analytics_config(cluster.urls(), batch_size)});
   {
-    host_stub::Host host(options);  // creates the queue database
+    wep::host_stub::Host host(options);  // creates the queue database
     user_id = host.pseudonymous_id();
   }
   prefill_queue(data_dir / "plugins" / "analytics" / "analytics.db", events, user_id, created_at);
   ::sync();  // the backlog's write-back is set-up, not the plugin's work
 
-  host_stub::Host host(options);
+  wep::host_stub::Host host(options);
   if (host.pending().value_or(-1) != events) throw std::runtime_error("the backlog is not pending");
   const auto start = Clock::now();
   host.set_online(true);
@@ -189,7 +189,7 @@ PluginRun run_plugin(nats_cluster::NatsCluster& cluster, const std::filesystem::
 
 // The bare publisher: one connection, every message published asynchronously
 // with its id (at most max_pending unacknowledged), then wait for all acks.
-double run_reference(nats_cluster::NatsCluster& cluster, const Messages& messages) {
+double run_reference(wep::nats_cluster::NatsCluster& cluster, const Messages& messages) {
   struct Acks {
     std::atomic<int64_t> ok{0}, duplicates{0}, errors{0};
   } acks;
@@ -254,16 +254,16 @@ double median(std::vector<double> values) {
   return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
 }
 
-void fresh_stream(nats_cluster::NatsCluster& cluster) {
+void fresh_stream(wep::nats_cluster::NatsCluster& cluster) {
   cluster.delete_stream(kStream);
-  nats_cluster::StreamOptions stream;
+  wep::nats_cluster::StreamOptions stream;
   stream.name = kStream;
   stream.subjects = {kSubject};
   stream.replicas = 3;
   cluster.create_stream(stream);
 }
 
-void require_stored(nats_cluster::NatsCluster& cluster, int64_t events, const char* phase) {
+void require_stored(wep::nats_cluster::NatsCluster& cluster, int64_t events, const char* phase) {
   const int64_t stored = cluster.stream_messages(kStream);
   if (stored != events) {
     throw std::runtime_error(std::string(phase) + ": the stream holds " + std::to_string(stored) + " messages, not " +
@@ -280,9 +280,9 @@ int main(int argc, char** argv) {
   try {
     wep::test::TempDir work("wep-bench-nats");
     std::filesystem::create_directories(work.path() / "cluster");
-    nats_cluster::ClusterOptions options;
+    wep::nats_cluster::ClusterOptions options;
     options.dir = work.path() / "cluster";
-    nats_cluster::NatsCluster cluster(options);
+    wep::nats_cluster::NatsCluster cluster(options);
     const std::string created_at =
         Poco::DateTimeFormatter::format(Poco::DateTime(), "%Y-%m-%dT%H:%M:%S.%i");  // the stored format
     std::cout << "bench_nats: " << events << " events of the same shape, batch_size " << batch_size << ", " << rounds

@@ -98,10 +98,10 @@ int main(int argc, char** argv) {
         "search_index", [&](const wep::Event&) { ++indexed; }, wep::kMutationCommitted);
 
     wep::PluginManager plugins(bus, services, {data_dir / "plugins"});
-    plugins.load(plugin_dir + "/libanalytics.so", R"({
+    plugins.load(plugin_dir + "/libwep_analytics.so", R"({
       "flush_interval_ms": 100,
       "events": {"note.created": {"event_type": "note_created", "properties": ["word_count"]}},
-      "transport": {"plugin": "libndjson.so", "config": {"path": "events.ndjson"}}})");
+      "transport": {"plugin": "libwep_ndjson.so", "config": {"path": "events.ndjson"}}})");
 
     // The app's mutation use case: commit, then publish (in commit order).
     auto commit = [&](std::string type, std::string payload) {

@@ -18,9 +18,9 @@
 //   anything else                    -> error: <why>
 #include <algorithm>
 #include <charconv>
-#include <host_stub/host.hpp>
+#include <wep/host_stub/host.hpp>
 
-namespace host_stub {
+namespace wep::host_stub {
 namespace {
 
 constexpr int64_t kMaxDurationMs = 3'600'000;  // sleep / wait-delivered bound: one hour
@@ -153,7 +153,7 @@ std::string CommandInterpreter::execute(std::string_view line, bool& quit) {
     if (command == "load") {
       std::string_view config;
       const std::string_view path = next_word(rest, config);
-      if (path.empty()) return "error: load: expected a plugin file, e.g. load /path/libanalytics.so {\"events\":{}}";
+      if (path.empty()) return "error: load: expected a plugin file, e.g. load /path/libwep_analytics.so {\"events\":{}}";
       return one_line("ok " + host_.load_plugin(std::string(path), config.empty() ? std::string_view("{}") : config));
     }
     if (command == "unload") {
@@ -194,4 +194,4 @@ std::string CommandInterpreter::execute(std::string_view line, bool& quit) {
   }
 }
 
-}  // namespace host_stub
+}  // namespace wep::host_stub

@@ -5,13 +5,13 @@
 #include <rapidjson/writer.h>
 
 #include <fstream>
-#include <host_stub/host.hpp>
+#include <wep/host_stub/host.hpp>
 #include <sstream>
-#include <wep_support/json_config.hpp>
+#include <wep/support/json_config.hpp>
 
 #include "host_stub_config_schema.h"
 
-namespace host_stub {
+namespace wep::host_stub {
 namespace {
 
 std::string serialise(const rapidjson::Value& value) {
@@ -66,4 +66,4 @@ HostOptions load_config_file(const std::filesystem::path& file) {
   return parse_config(text.str(), base_dir);
 }
 
-}  // namespace host_stub
+}  // namespace wep::host_stub

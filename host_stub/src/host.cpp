@@ -8,7 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
-#include <host_stub/host.hpp>
+#include <wep/host_stub/host.hpp>
 #include <shared_mutex>
 #include <system_error>
 #include <wep/host/write_effect_coordinator.hpp>
@@ -17,7 +17,7 @@
 #include "json_util.hpp"
 #include "log.hpp"
 
-namespace host_stub {
+namespace wep::host_stub {
 namespace {
 
 constexpr size_t kMaxTypeBytes = 200;
@@ -446,4 +446,4 @@ std::string Host::stats_json() {
 
 std::string Host::pseudonymous_id() const { return impl_->identity.id; }
 
-}  // namespace host_stub
+}  // namespace wep::host_stub

@@ -14,7 +14,7 @@
 #include <string_view>
 #include <wep/host_services.hpp>
 
-namespace host_stub {
+namespace wep::host_stub {
 
 // Thread safety: every method may be called from any thread; calls are
 // serialised on one connection by an internal mutex.
@@ -56,4 +56,4 @@ class HostDatabase {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace host_stub
+}  // namespace wep::host_stub

@@ -5,9 +5,9 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
-#include <wep_support/bounded_json.hpp>
+#include <wep/support/bounded_json.hpp>
 
-namespace host_stub {
+namespace wep::host_stub {
 
 std::optional<std::string> compact_json(std::string_view text, bool require_object, std::string& error) {
   rapidjson::Document document;
@@ -34,4 +34,4 @@ std::string json_quote(std::string_view text) {
   return std::string(buffer.GetString(), buffer.GetSize());
 }
 
-}  // namespace host_stub
+}  // namespace wep::host_stub

@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-namespace host_stub {
+namespace wep::host_stub {
 
 // Parses `text` (strict JSON, UTF-8 validated) and returns it re-serialised
 // compactly, or nullopt with `error` set to a reason with the byte offset.
@@ -15,4 +15,4 @@ std::optional<std::string> compact_json(std::string_view text, bool require_obje
 // `text` as a JSON string literal (with quotes and escapes).
 std::string json_quote(std::string_view text);
 
-}  // namespace host_stub
+}  // namespace wep::host_stub

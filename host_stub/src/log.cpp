@@ -5,7 +5,7 @@
 #include <cerrno>
 #include <string>
 
-namespace host_stub {
+namespace wep::host_stub {
 
 void log_line(std::string_view line) noexcept {
   try {
@@ -27,4 +27,4 @@ void log_line(std::string_view line) noexcept {
   }
 }
 
-}  // namespace host_stub
+}  // namespace wep::host_stub

@@ -4,9 +4,9 @@
 
 #include <string_view>
 
-namespace host_stub {
+namespace wep::host_stub {
 
 // Writes `line` plus '\n' to stderr. Thread-safe; never throws.
 void log_line(std::string_view line) noexcept;
 
-}  // namespace host_stub
+}  // namespace wep::host_stub

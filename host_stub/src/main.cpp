@@ -16,7 +16,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <host_stub/host.hpp>
+#include <wep/host_stub/host.hpp>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -65,7 +65,7 @@ bool write_all(int fd, const std::string& text) {
 // command and wakes the main loop through a pipe.
 class SignalWatcher {
  public:
-  SignalWatcher(host_stub::CommandInterpreter& interpreter, int wake_fd)
+  SignalWatcher(wep::host_stub::CommandInterpreter& interpreter, int wake_fd)
       : interpreter_(interpreter), wake_fd_(wake_fd), thread_([this] { run(); }) {}
   ~SignalWatcher() {
     exiting_.store(true);
@@ -88,7 +88,7 @@ class SignalWatcher {
     [[maybe_unused]] auto n = ::write(wake_fd_, &byte, 1);
   }
 
-  host_stub::CommandInterpreter& interpreter_;
+  wep::host_stub::CommandInterpreter& interpreter_;
   const int wake_fd_;
   std::atomic<bool> exiting_{false};
   std::atomic<int> signal_{0};
@@ -138,15 +138,15 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);  // a closed stdout is an error value, not a kill
 
-  host_stub::HostOptions options;
+  wep::host_stub::HostOptions options;
   try {
-    options = host_stub::load_config_file(*config_file);
+    options = wep::host_stub::load_config_file(*config_file);
   } catch (const std::exception& e) {
     std::cerr << "host-stub: " << *config_file << ": " << e.what() << std::endl;
     return 2;
   }
 
-  std::optional<host_stub::Host> host;
+  std::optional<wep::host_stub::Host> host;
   try {
     host.emplace(std::move(options));
   } catch (const std::exception& e) {
@@ -159,7 +159,7 @@ int main(int argc, char** argv) {
     std::cerr << "host-stub: pipe: " << std::strerror(errno) << std::endl;
     return 1;
   }
-  host_stub::CommandInterpreter interpreter(*host);
+  wep::host_stub::CommandInterpreter interpreter(*host);
   exit_status = 0;
   {
     SignalWatcher watcher(interpreter, wake_pipe[1]);

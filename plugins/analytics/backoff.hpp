@@ -18,7 +18,7 @@
 #include <cstdint>
 #include <random>
 
-namespace analytics {
+namespace wep::analytics {
 
 class Backoff {
  public:
@@ -69,4 +69,4 @@ class Backoff {
   std::mt19937_64 random_;
 };
 
-}  // namespace analytics
+}  // namespace wep::analytics

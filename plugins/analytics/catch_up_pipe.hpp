@@ -18,7 +18,7 @@
 
 #include "queue_store.hpp"
 
-namespace analytics {
+namespace wep::analytics {
 
 // What the reader hands over: rows in log order and where the log stands
 // after them.
@@ -106,4 +106,4 @@ class CatchUpPipe {
   bool closed_ = false;
 };
 
-}  // namespace analytics
+}  // namespace wep::analytics

@@ -7,9 +7,9 @@
 
 #include <filesystem>
 #include <wep/plugin.hpp>
-#include <wep_support/json_config.hpp>
+#include <wep/support/json_config.hpp>
 
-namespace analytics {
+namespace wep::analytics {
 namespace {
 
 [[noreturn]] void refuse(std::string_view pointer, std::string_view why) {
@@ -104,4 +104,4 @@ AnalyticsConfig parse_config(std::string_view json, std::string_view data_dir, s
   return out;
 }
 
-}  // namespace analytics
+}  // namespace wep::analytics

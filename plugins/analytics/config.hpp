@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-namespace analytics {
+namespace wep::analytics {
 
 struct EventMapping {
   std::string event_type;               // the pseudonymous event name stored
@@ -23,7 +23,7 @@ struct BackoffConfig {
 
 struct TransportConfig {
   std::string plugin_path;  // absolute; a relative "plugin" is resolved against
-                            // the folder of libanalytics.so itself (plugin
+                            // the folder of libwep_analytics.so itself (plugin
                             // files live together); empty: no flushing
                             // configured (no "transport" key)
   std::string config_json;  // the transport plugin's own config object
@@ -55,4 +55,4 @@ struct AnalyticsConfig {
 // <JSON pointer>: <why>") naming the offending key.
 AnalyticsConfig parse_config(std::string_view json, std::string_view data_dir, std::string_view plugin_dir = {});
 
-}  // namespace analytics
+}  // namespace wep::analytics

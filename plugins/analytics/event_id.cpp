@@ -7,7 +7,7 @@
 #include <array>
 #include <charconv>
 
-namespace analytics {
+namespace wep::analytics {
 namespace {
 
 // The fixed namespace of event ids (a random v4 UUID chosen once for this
@@ -52,4 +52,4 @@ std::string event_id_for(std::string_view user_id, int64_t row_id, std::string_v
   return text;
 }
 
-}  // namespace analytics
+}  // namespace wep::analytics

@@ -5,9 +5,9 @@
 #include <rapidjson/writer.h>
 
 #include <cmath>
-#include <wep_support/bounded_json.hpp>
+#include <wep/support/bounded_json.hpp>
 
-namespace analytics {
+namespace wep::analytics {
 namespace {
 
 // Parsing with stack memory first: most payloads need no heap at all.
@@ -190,4 +190,4 @@ bool EventMapper::map_event(std::string_view mutation_type, std::string_view pay
   return true;
 }
 
-}  // namespace analytics
+}  // namespace wep::analytics

@@ -17,7 +17,7 @@
 #include "queue_store.hpp"
 #include "stats.hpp"
 
-namespace analytics {
+namespace wep::analytics {
 
 // A string property is kept only if it is at most this many bytes long.
 inline constexpr size_t kMaxPropertyStringBytes = 64;
@@ -70,4 +70,4 @@ class EventMapper {
   std::string cached_created_at_;  // "YYYY-MM-DDTHH:MM:SS.mmm" of the last call
 };
 
-}  // namespace analytics
+}  // namespace wep::analytics

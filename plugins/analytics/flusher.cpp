@@ -55,7 +55,7 @@
 #include "queue_store.hpp"
 #include "verdict_policy.hpp"
 
-namespace analytics {
+namespace wep::analytics {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -708,4 +708,4 @@ bool Flusher::stop(uint32_t timeout_ms) {
   return in_time;
 }
 
-}  // namespace analytics
+}  // namespace wep::analytics

@@ -13,7 +13,7 @@
 #include "config.hpp"
 #include "stats.hpp"
 
-namespace analytics {
+namespace wep::analytics {
 
 class Flusher {
  public:
@@ -46,4 +46,4 @@ class Flusher {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace analytics
+}  // namespace wep::analytics

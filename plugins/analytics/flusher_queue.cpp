@@ -12,7 +12,7 @@
 
 #include "use_cases.hpp"
 
-namespace analytics {
+namespace wep::analytics {
 
 struct FlusherQueue::Impl {
   struct Job {
@@ -223,4 +223,4 @@ void FlusherQueue::sync() {
   impl.throw_write_error_locked();
 }
 
-}  // namespace analytics
+}  // namespace wep::analytics

@@ -31,7 +31,7 @@
 #include "queue_store.hpp"
 #include "stats.hpp"
 
-namespace analytics {
+namespace wep::analytics {
 
 class FlusherQueue {
  public:
@@ -73,4 +73,4 @@ class FlusherQueue {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace analytics
+}  // namespace wep::analytics

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <utility>
 
-namespace analytics {
+namespace wep::analytics {
 
 HandOffBuffer::HandOffBuffer(size_t max_events, size_t max_bytes) : max_events_(max_events), max_bytes_(max_bytes) {
   // Pre-size the producer's side so early events do not pay for growth.
@@ -87,4 +87,4 @@ size_t HandOffBuffer::buffered() const {
   return pending_.events_.size();
 }
 
-}  // namespace analytics
+}  // namespace wep::analytics

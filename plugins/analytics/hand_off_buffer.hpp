@@ -21,7 +21,7 @@
 #include <string_view>
 #include <vector>
 
-namespace analytics {
+namespace wep::analytics {
 
 // Events moved out of the buffer in one take(), in the order they were
 // pushed.
@@ -113,4 +113,4 @@ class HandOffBuffer {
   bool stop_ = false;
 };
 
-}  // namespace analytics
+}  // namespace wep::analytics

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <string>
 
-namespace analytics {
+namespace wep::analytics {
 namespace {
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -414,4 +414,4 @@ PiiKind classify_pii_integer(uint64_t magnitude) {
   return PiiKind::none;
 }
 
-}  // namespace analytics
+}  // namespace wep::analytics

@@ -17,7 +17,7 @@
 #include <cstdint>
 #include <string_view>
 
-namespace analytics {
+namespace wep::analytics {
 
 enum class PiiKind {
   none,
@@ -39,4 +39,4 @@ PiiKind classify_pii(std::string_view text);
 // milliseconds (years 2000..2100) are not phone numbers.
 PiiKind classify_pii_integer(uint64_t magnitude);
 
-}  // namespace analytics
+}  // namespace wep::analytics

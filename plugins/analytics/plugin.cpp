@@ -33,7 +33,7 @@
 #include <optional>
 #include <string>
 #include <wep/plugin.hpp>
-#include <wep_support/bounded_json.hpp>
+#include <wep/support/bounded_json.hpp>
 
 #include "config.hpp"
 #include "event_mapper.hpp"
@@ -45,7 +45,7 @@
 #include "use_cases.hpp"
 #include "writer.hpp"
 
-namespace analytics {
+namespace wep::analytics {
 namespace {
 
 // The hand-off buffer's byte bound (besides buffer_capacity events): caps the
@@ -287,7 +287,7 @@ std::string AnalyticsPlugin::stats_json() {
   view.enabled = enqueue_ ? enqueue_->enabled() : false;
   view.online = online_.load();
   view.database = config_.database_path;
-  return analytics::stats_json(stats_, view);
+  return wep::analytics::stats_json(stats_, view);
 }
 
 bool AnalyticsPlugin::shut_down(uint32_t timeout_ms, bool log_summary) {
@@ -326,6 +326,6 @@ std::unique_ptr<wep::EffectPlugin> make_analytics_plugin(wep::Host host) {
 }
 
 }  // namespace
-}  // namespace analytics
+}  // namespace wep::analytics
 
-WEP_EFFECT_PLUGIN("analytics", WEP_VERSION_STRING, ::analytics::make_analytics_plugin)
+WEP_EFFECT_PLUGIN("analytics", WEP_VERSION_STRING, ::wep::analytics::make_analytics_plugin)

@@ -6,7 +6,7 @@
 #include <limits>
 #include <vector>
 
-namespace analytics {
+namespace wep::analytics {
 namespace {
 
 // Ids tried one by one past the last readable row before giving up (when the
@@ -160,4 +160,4 @@ SalvageResult salvage_queue_rows(const std::string& path, size_t chunk_rows,
   return result;
 }
 
-}  // namespace analytics
+}  // namespace wep::analytics

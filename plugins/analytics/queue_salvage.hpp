@@ -18,7 +18,7 @@
 
 #include "queue_store.hpp"
 
-namespace analytics {
+namespace wep::analytics {
 
 struct SalvageResult {
   int64_t rows = 0;                      // rows handed to the sink
@@ -32,4 +32,4 @@ struct SalvageResult {
 SalvageResult salvage_queue_rows(const std::string& path, size_t chunk_rows,
                                  const std::function<void(std::span<const QueuedRow>)>& sink);
 
-}  // namespace analytics
+}  // namespace wep::analytics

@@ -7,7 +7,7 @@
 #include "event_id.hpp"
 #include "time_format.hpp"
 
-namespace analytics {
+namespace wep::analytics {
 
 using wep::sqlite::Statement;
 using wep::sqlite::WriteTransaction;
@@ -329,4 +329,4 @@ int64_t QueueStore::age_out_dead_letter(std::string_view cutoff_created_at) {
   return deleted;
 }
 
-}  // namespace analytics
+}  // namespace wep::analytics

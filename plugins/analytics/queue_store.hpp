@@ -6,7 +6,7 @@
 // QueueStores (threads or processes) may open the same file: WAL mode and a
 // busy timeout make them safe together.
 //
-// Errors: methods throw analytics::StoreError (with the SQLite message) when
+// Errors: methods throw wep::analytics::StoreError (with the SQLite message) when
 // the database is unusable; callers report it and carry on.
 #pragma once
 
@@ -22,7 +22,7 @@
 #include "event_id.hpp"     // QueuedRow::event_id
 #include "time_format.hpp"  // QueuedRow::created_at_utc
 
-namespace analytics {
+namespace wep::analytics {
 
 using StoreError = wep::sqlite::Error;
 using wep::sqlite::is_busy;
@@ -191,4 +191,4 @@ class QueueStore {
   std::unique_ptr<Statements> statements_;
 };
 
-}  // namespace analytics
+}  // namespace wep::analytics

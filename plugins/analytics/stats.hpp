@@ -6,7 +6,7 @@
 #include <mutex>
 #include <string>
 
-namespace analytics {
+namespace wep::analytics {
 
 struct Stats {
   std::atomic<int64_t> accepted{0};                 // events handed to the writer
@@ -90,4 +90,4 @@ struct Stats {
   std::string last_error_;
 };
 
-}  // namespace analytics
+}  // namespace wep::analytics

@@ -3,7 +3,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
-namespace analytics {
+namespace wep::analytics {
 
 std::string stats_json(const Stats& s, const StatsView& view) {
   rapidjson::StringBuffer buffer;
@@ -83,4 +83,4 @@ std::string stats_json(const Stats& s, const StatsView& view) {
   return {buffer.GetString(), buffer.GetSize()};
 }
 
-}  // namespace analytics
+}  // namespace wep::analytics

@@ -8,7 +8,7 @@
 
 #include "stats.hpp"
 
-namespace analytics {
+namespace wep::analytics {
 
 // What the stats show besides the counters in Stats.
 struct StatsView {
@@ -21,4 +21,4 @@ struct StatsView {
 
 std::string stats_json(const Stats& stats, const StatsView& view);
 
-}  // namespace analytics
+}  // namespace wep::analytics

@@ -7,7 +7,7 @@
 
 #include <chrono>
 
-namespace analytics {
+namespace wep::analytics {
 
 int64_t unix_now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -41,4 +41,4 @@ void iso8601_utc(std::string_view stored_created_at, std::string& out) {
   out.assign(stored_created_at);
 }
 
-}  // namespace analytics
+}  // namespace wep::analytics

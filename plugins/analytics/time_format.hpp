@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-namespace analytics {
+namespace wep::analytics {
 
 // The system clock as Unix epoch milliseconds.
 int64_t unix_now_ms();
@@ -21,4 +21,4 @@ std::string created_at_from_ms(int64_t unix_ms);
 std::string iso8601_utc(std::string_view stored_created_at);
 void iso8601_utc(std::string_view stored_created_at, std::string& out);
 
-}  // namespace analytics
+}  // namespace wep::analytics

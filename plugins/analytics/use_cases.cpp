@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-namespace analytics {
+namespace wep::analytics {
 
 EnqueueAnalyticsEventUseCase::Outcome EnqueueAnalyticsEventUseCase::execute(std::string_view mutation_type,
                                                                             std::string_view payload_json,
@@ -88,4 +88,4 @@ void FlushAnalyticsQueueUseCase::dead_letter(std::span<const int64_t> ids, std::
   stats_.dead_lettered.fetch_add(static_cast<int64_t>(ids.size()), std::memory_order_relaxed);
 }
 
-}  // namespace analytics
+}  // namespace wep::analytics

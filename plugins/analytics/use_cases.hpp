@@ -18,7 +18,7 @@
 #include "queue_store.hpp"
 #include "stats.hpp"
 
-namespace analytics {
+namespace wep::analytics {
 
 // EnqueueAnalyticsEventUseCase: add an event to the local queue; a no-op when
 // analytics is disabled. Runs on the host's lane thread: it maps the event
@@ -166,4 +166,4 @@ class FlushAnalyticsQueueUseCase {
   const size_t batch_max_bytes_;
 };
 
-}  // namespace analytics
+}  // namespace wep::analytics

@@ -2,7 +2,7 @@
 
 #include <wep/plugin_api.h>
 
-namespace analytics {
+namespace wep::analytics {
 namespace {
 
 // A part refused (all its rows) by the server or the transport.
@@ -67,4 +67,4 @@ const char* step_name(PartStep step) {
   return "?";
 }
 
-}  // namespace analytics
+}  // namespace wep::analytics

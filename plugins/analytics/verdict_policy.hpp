@@ -37,7 +37,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace analytics {
+namespace wep::analytics {
 
 // Transient failures in a row after which the next one splits like a 413.
 constexpr uint32_t kSplitAfterTransientFailures = 3;
@@ -86,4 +86,4 @@ PassEnd end_of_parts(const PassState& pass, size_t held_parts);
 
 const char* step_name(PartStep step);
 
-}  // namespace analytics
+}  // namespace wep::analytics

@@ -13,7 +13,7 @@
 #include "queue_salvage.hpp"
 #include "time_format.hpp"
 
-namespace analytics {
+namespace wep::analytics {
 namespace {
 
 // Rows one age-out step looks at: a few milliseconds of write lock.
@@ -601,4 +601,4 @@ void Writer::age_out_step(AgeOutPass& pass) {
   }
 }
 
-}  // namespace analytics
+}  // namespace wep::analytics

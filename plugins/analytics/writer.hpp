@@ -82,7 +82,7 @@
 #include "stats.hpp"
 #include "use_cases.hpp"
 
-namespace analytics {
+namespace wep::analytics {
 
 // Rows per insert transaction (group commit). Past about a thousand rows a
 // bigger transaction saves nothing and only grows the WAL and spills the
@@ -193,4 +193,4 @@ class Writer {
   bool pending_enabled_ = false;  // its value
 };
 
-}  // namespace analytics
+}  // namespace wep::analytics

@@ -8,7 +8,7 @@
 #include <mutex>
 #include <utility>
 
-namespace nats_transport {
+namespace wep::nats {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -352,4 +352,4 @@ void JetStreamPublisher::close(uint32_t timeout_ms) noexcept {
   connection_ = nullptr;
 }
 
-}  // namespace nats_transport
+}  // namespace wep::nats

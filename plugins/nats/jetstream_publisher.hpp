@@ -25,7 +25,7 @@
 
 #include "nats_config.hpp"
 
-namespace nats_transport {
+namespace wep::nats {
 
 // How a connection attempt or a whole send ended, apart from the rows.
 enum class Failure {
@@ -121,4 +121,4 @@ class JetStreamPublisher {
   std::condition_variable handlers_idle_;
 };
 
-}  // namespace nats_transport
+}  // namespace wep::nats

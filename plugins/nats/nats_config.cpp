@@ -5,11 +5,11 @@
 #include <filesystem>
 #include <fstream>
 #include <wep/plugin.hpp>
-#include <wep_support/transport_json.hpp>
+#include <wep/support/transport_json.hpp>
 
 #include "nats_config_schema.h"
 
-namespace nats_transport {
+namespace wep::nats {
 namespace {
 
 [[noreturn]] void refuse(const std::string& key, const std::string& why) {
@@ -102,4 +102,4 @@ NatsConfig read_nats_config(std::string_view config_json, std::string_view data_
   return config;
 }
 
-}  // namespace nats_transport
+}  // namespace wep::nats

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-namespace nats_transport {
+namespace wep::nats {
 
 struct NatsConfig {
   std::vector<std::string> servers;  // nats:// or tls:// URLs, in the given order
@@ -38,4 +38,4 @@ struct NatsConfig {
 // with "nats config: key '<key>': <why>".
 NatsConfig read_nats_config(std::string_view config_json, std::string_view data_dir);
 
-}  // namespace nats_transport
+}  // namespace wep::nats

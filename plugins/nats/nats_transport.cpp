@@ -26,14 +26,14 @@
 #include <string>
 #include <vector>
 #include <wep/plugin.hpp>
-#include <wep_support/transport_json.hpp>
+#include <wep/support/transport_json.hpp>
 
 #include "jetstream_publisher.hpp"
 #include "nats_config.hpp"
 
 namespace {
 
-using nats_transport::Failure;
+using wep::nats::Failure;
 
 // Bytes libnats adds to a message's body as headers: "NATS/1.0\r\n",
 // "Nats-Msg-Id: <id>\r\n", "Nats-Expected-Stream: <stream>\r\n" and the
@@ -47,10 +47,10 @@ class NatsTransport final : public wep::TransportPlugin {
   explicit NatsTransport(wep::Host host) : host_(host) {}
 
   void start() override {
-    config_ = nats_transport::read_nats_config(host_.config_json(), host_.data_dir());
-    publisher_ = std::make_unique<nats_transport::JetStreamPublisher>(config_);
+    config_ = wep::nats::read_nats_config(host_.config_json(), host_.data_dir());
+    publisher_ = std::make_unique<wep::nats::JetStreamPublisher>(config_);
     host_.log(WEP_LOG_INFO, "nats transport: publishing to " + config_.describe());
-    const nats_transport::Connected connected = publisher_->connect();
+    const wep::nats::Connected connected = publisher_->connect();
     if (connected.failure != Failure::kNone) {
       host_.log(WEP_LOG_WARN, "nats transport: the cluster is not reachable at start (" + connected.reason +
                                   "); the stream and its duplicate window are not checked");
@@ -86,7 +86,7 @@ class NatsTransport final : public wep::TransportPlugin {
       verdict.failed("nats transport is not started");
       return;
     }
-    const nats_transport::Connected connected = publisher_->connect();
+    const wep::nats::Connected connected = publisher_->connect();
     if (connected.failure == Failure::kPermanent) {
       verdict.failed(connected.reason);
       return;
@@ -130,7 +130,7 @@ class NatsTransport final : public wep::TransportPlugin {
 
     std::string reason;
     if (!messages_.empty()) {
-      nats_transport::BatchResult result = publisher_->publish_batch(messages_);
+      wep::nats::BatchResult result = publisher_->publish_batch(messages_);
       if (result.failure == Failure::kPermanent) {
         verdict.failed(result.reason);
         return;
@@ -173,14 +173,14 @@ class NatsTransport final : public wep::TransportPlugin {
   static constexpr int64_t kUnknown = INT64_MIN;
 
   wep::Host host_;
-  nats_transport::NatsConfig config_;
-  std::unique_ptr<nats_transport::JetStreamPublisher> publisher_;  // set by start()
+  wep::nats::NatsConfig config_;
+  std::unique_ptr<wep::nats::JetStreamPublisher> publisher_;  // set by start()
   std::atomic<int64_t> resend_window_ms_{kUnknown};
   // Per-send buffers, reused (the sending thread's).
   wep::transport::RowEncoder encoder_;
   std::string bodies_;
   std::vector<Span> spans_;
-  std::vector<nats_transport::OutgoingMessage> messages_;
+  std::vector<wep::nats::OutgoingMessage> messages_;
   std::vector<uint8_t> outcomes_;
 };
 

@@ -3,7 +3,7 @@
 #include <utility>
 #include <wep/plugin.hpp>
 
-namespace ndjson {
+namespace wep::ndjson {
 namespace {
 
 constexpr const char* kFormat = "wep-ndjson-index 1";
@@ -155,4 +155,4 @@ void DeliveredIndex::roll_back() noexcept {
   if (db_ && !sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
 }
 
-}  // namespace ndjson
+}  // namespace wep::ndjson

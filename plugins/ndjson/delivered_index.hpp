@@ -23,7 +23,7 @@
 #include <string>
 #include <string_view>
 
-namespace ndjson {
+namespace wep::ndjson {
 
 class DeliveredIndex {
  public:
@@ -66,4 +66,4 @@ class DeliveredIndex {
   State state_;
 };
 
-}  // namespace ndjson
+}  // namespace wep::ndjson

@@ -5,9 +5,9 @@
 
 #include <cstring>
 #include <utility>
-#include <wep_support/bounded_json.hpp>
+#include <wep/support/bounded_json.hpp>
 
-namespace ndjson {
+namespace wep::ndjson {
 namespace {
 
 // SAX: remembers the first string value of a top-level "event_id" key; builds
@@ -107,4 +107,4 @@ void LineScanner::end_line() {
   line_too_long_ = false;
 }
 
-}  // namespace ndjson
+}  // namespace wep::ndjson

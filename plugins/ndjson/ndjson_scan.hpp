@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-namespace ndjson {
+namespace wep::ndjson {
 
 // Longest line accepted as a row. Rows carry short property values, so real
 // lines are far shorter; the bound only caps the scan's memory.
@@ -59,4 +59,4 @@ class LineScanner {
   uint64_t first_foreign_line_ = 0;
 };
 
-}  // namespace ndjson
+}  // namespace wep::ndjson

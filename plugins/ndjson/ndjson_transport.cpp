@@ -43,7 +43,7 @@
 #include <unordered_set>
 #include <utility>
 #include <wep/plugin.hpp>
-#include <wep_support/transport_json.hpp>
+#include <wep/support/transport_json.hpp>
 
 #include "delivered_index.hpp"
 #include "ndjson_config_schema.h"
@@ -219,12 +219,12 @@ class NdjsonTransport final : public wep::TransportPlugin {
 
   // Opens or creates the index and brings it up to date with the file.
   void open_index() {
-    index_ = ndjson::DeliveredIndex::open_existing(index_path_);
+    index_ = wep::ndjson::DeliveredIndex::open_existing(index_path_);
     if (!index_) {
       // No index: the file is adopted only if it is empty or all rows.
-      ndjson::LineScanner scan = scan_from(0, nullptr);
+      wep::ndjson::LineScanner scan = scan_from(0, nullptr);
       refuse_unless_all_rows(scan, "has no index " + index_path_.filename().string());
-      index_ = ndjson::DeliveredIndex::create(index_path_);
+      index_ = wep::ndjson::DeliveredIndex::create(index_path_);
       if (fsync_) sync_directory(index_path_.parent_path());
       rebuild_index();
       if (file_size_ > 0)
@@ -245,7 +245,7 @@ class NdjsonTransport final : public wep::TransportPlugin {
     if (!index_matches_file()) {
       host_.log(WEP_LOG_WARN, "ndjson transport: " + path_.string() +
                                   " is not the file its index describes (replaced or truncated); re-indexing it");
-      ndjson::LineScanner scan = scan_from(0, nullptr);
+      wep::ndjson::LineScanner scan = scan_from(0, nullptr);
       refuse_unless_all_rows(scan, "does not match its index " + index_path_.filename().string());
       rebuild_index();
       return;
@@ -263,7 +263,7 @@ class NdjsonTransport final : public wep::TransportPlugin {
     if (::pread(fd_, &last, 1, static_cast<off_t>(state.indexed_bytes) - 1) != 1 || last != '\n') return false;
     std::string first_id;
     bool first_seen = false;
-    ndjson::LineScanner first(0, [&](std::string_view id, uint64_t) {
+    wep::ndjson::LineScanner first(0, [&](std::string_view id, uint64_t) {
       if (!first_seen) first_id = id;
       first_seen = true;
     });
@@ -282,7 +282,7 @@ class NdjsonTransport final : public wep::TransportPlugin {
   void catch_up_index(uint64_t indexed_bytes) {
     index_->begin();
     try {
-      ndjson::LineScanner scan = scan_from(indexed_bytes, index_.get());
+      wep::ndjson::LineScanner scan = scan_from(indexed_bytes, index_.get());
       if (scan.foreign_lines() > 0) {
         refuse("key 'path': '" + path_.string() + "' has " + std::to_string(scan.foreign_lines()) +
                " line(s) after byte " + std::to_string(indexed_bytes) +
@@ -305,7 +305,7 @@ class NdjsonTransport final : public wep::TransportPlugin {
     try {
       index_->clear();
       first_event_id_.clear();
-      ndjson::LineScanner scan = scan_from(0, index_.get());
+      wep::ndjson::LineScanner scan = scan_from(0, index_.get());
       cut_torn_tail(scan);
       index_->commit({static_cast<uint64_t>(file_size_), first_event_id_});
     } catch (...) {
@@ -314,7 +314,7 @@ class NdjsonTransport final : public wep::TransportPlugin {
     }
   }
 
-  void refuse_unless_all_rows(const ndjson::LineScanner& scan, const std::string& why) {
+  void refuse_unless_all_rows(const wep::ndjson::LineScanner& scan, const std::string& why) {
     if (scan.foreign_lines() > 0) {
       refuse("key 'path': '" + path_.string() + "' " + why + " and line " + std::to_string(scan.first_foreign_line()) +
              " is not a row this transport writes; it is not the transport's file (left untouched; choose another "
@@ -329,9 +329,9 @@ class NdjsonTransport final : public wep::TransportPlugin {
 
   // Reads the file from `offset` to its end; adds each row's id to `index`
   // (if given) and remembers the first row's id.
-  ndjson::LineScanner scan_from(uint64_t offset, ndjson::DeliveredIndex* index) {
+  wep::ndjson::LineScanner scan_from(uint64_t offset, wep::ndjson::DeliveredIndex* index) {
     bool first_row = offset == 0;  // a scan from 0 of an accepted file starts with a row
-    ndjson::LineScanner scan(offset, [&](std::string_view event_id, uint64_t) {
+    wep::ndjson::LineScanner scan(offset, [&](std::string_view event_id, uint64_t) {
       if (std::exchange(first_row, false)) first_event_id_ = event_id;
       if (index) index->add(event_id);
     });
@@ -349,7 +349,7 @@ class NdjsonTransport final : public wep::TransportPlugin {
     return scan;
   }
 
-  void cut_torn_tail(const ndjson::LineScanner& scan) {
+  void cut_torn_tail(const wep::ndjson::LineScanner& scan) {
     if (scan.torn_bytes() == 0) return;
     host_.log(WEP_LOG_WARN, "ndjson transport: cutting a torn last line (" + std::to_string(scan.torn_bytes()) +
                                 " bytes) off " + path_.string() +
@@ -385,7 +385,7 @@ class NdjsonTransport final : public wep::TransportPlugin {
   off_t file_size_ = 0;         // bytes of whole, acknowledged lines
   std::string first_event_id_;  // of the file's first row ("" while empty)
   std::string broken_;          // why no batch can be written any more (empty: fine)
-  std::unique_ptr<ndjson::DeliveredIndex> index_;
+  std::unique_ptr<wep::ndjson::DeliveredIndex> index_;
   std::unordered_set<std::string> batch_ids_;  // ids of the batch being written
   std::string lines_;                          // reused batch buffer
   wep::transport::RowEncoder encoder_;

@@ -28,9 +28,9 @@
 #include <string>
 #include <thread>
 #include <wep/plugin.hpp>
-#include <wep_support/sigpipe_guard.hpp>
+#include <wep/support/sigpipe_guard.hpp>
 
-namespace supabase {
+namespace wep::supabase {
 namespace {
 
 // The status code as a number. Poco keeps it in an HTTPStatus enum, which a
@@ -473,4 +473,4 @@ void HttpConnection::Impl::stop_watchdog() noexcept {
   if (watchdog.joinable()) watchdog.join();
 }
 
-}  // namespace supabase
+}  // namespace wep::supabase

@@ -33,7 +33,7 @@
 #include <utility>
 #include <vector>
 
-namespace supabase {
+namespace wep::supabase {
 
 struct HttpEndpoint {
   bool https = true;
@@ -86,4 +86,4 @@ class HttpConnection {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace supabase
+}  // namespace wep::supabase

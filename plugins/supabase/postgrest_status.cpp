@@ -2,9 +2,9 @@
 
 #include <wep/plugin_api.h>
 
-#include <wep_support/http_text.hpp>
+#include <wep/support/http_text.hpp>
 
-namespace supabase {
+namespace wep::supabase {
 
 StatusVerdict verdict_for_status(int status, std::string_view body, std::optional<std::string_view> retry_after,
                                  int64_t now_unix_ms, std::string_view display_url, std::string_view table) {
@@ -47,4 +47,4 @@ StatusVerdict verdict_for_status(int status, std::string_view body, std::optiona
   return verdict;
 }
 
-}  // namespace supabase
+}  // namespace wep::supabase

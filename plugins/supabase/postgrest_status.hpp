@@ -21,7 +21,7 @@
 #include <string>
 #include <string_view>
 
-namespace supabase {
+namespace wep::supabase {
 
 struct StatusVerdict {
   int32_t kind = 0;  // WEP_VERDICT_*
@@ -34,4 +34,4 @@ struct StatusVerdict {
 StatusVerdict verdict_for_status(int status, std::string_view body, std::optional<std::string_view> retry_after,
                                  int64_t now_unix_ms, std::string_view display_url, std::string_view table);
 
-}  // namespace supabase
+}  // namespace wep::supabase

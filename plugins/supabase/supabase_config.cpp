@@ -11,12 +11,12 @@
 #include <fstream>
 #include <sstream>
 #include <wep/plugin.hpp>
-#include <wep_support/http_text.hpp>
-#include <wep_support/transport_json.hpp>
+#include <wep/support/http_text.hpp>
+#include <wep/support/transport_json.hpp>
 
 #include "supabase_config_schema.h"
 
-namespace supabase {
+namespace wep::supabase {
 namespace {
 
 [[noreturn]] void refuse(const std::string& what) {
@@ -127,4 +127,4 @@ SupabaseConfig read_supabase_config(std::string_view config_json, std::string_vi
   return config;
 }
 
-}  // namespace supabase
+}  // namespace wep::supabase

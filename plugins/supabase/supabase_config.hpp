@@ -18,7 +18,7 @@
 #include <string>
 #include <string_view>
 
-namespace supabase {
+namespace wep::supabase {
 
 constexpr uint32_t kDefaultTimeoutMs = 10000;
 constexpr const char* kDefaultTable = "analytics_events";
@@ -52,4 +52,4 @@ SupabaseConfig read_supabase_config(std::string_view config_json, std::string_vi
 // must not be used (see the top).
 KeyKind classify_api_key(std::string_view api_key);
 
-}  // namespace supabase
+}  // namespace wep::supabase

@@ -23,13 +23,13 @@
 #include <utility>
 #include <vector>
 #include <wep/plugin.hpp>
-#include <wep_support/transport_json.hpp>
+#include <wep/support/transport_json.hpp>
 
 #include "http_connection.hpp"
 #include "postgrest_status.hpp"
 #include "supabase_config.hpp"
 
-namespace supabase {
+namespace wep::supabase {
 namespace {
 
 int64_t unix_now_ms() {
@@ -165,8 +165,8 @@ class SupabaseTransport final : public wep::TransportPlugin {
 };
 
 }  // namespace
-}  // namespace supabase
+}  // namespace wep::supabase
 
 WEP_TRANSPORT_PLUGIN("supabase", WEP_VERSION_STRING, [](wep::Host host) -> std::unique_ptr<wep::TransportPlugin> {
-  return std::make_unique<supabase::SupabaseTransport>(host);
+  return std::make_unique<wep::supabase::SupabaseTransport>(host);
 })

@@ -10,19 +10,19 @@
 #include <boost/test/unit_test.hpp>
 #include <fstream>
 #include <functional>
-#include <host_stub/host.hpp>
+#include <wep/host_stub/host.hpp>
 #include <set>
 #include <thread>
 
 #include "test_support.hpp"
 
-using analytics_test::Db;
-using analytics_test::FakeHost;
-using analytics_test::LoadedPlugin;
-using analytics_test::now_ms;
-using analytics_test::stat;
-using analytics_test::stat_text;
-using analytics_test::TempDir;
+using wep::test::Db;
+using wep::test::FakeHost;
+using wep::test::LoadedPlugin;
+using wep::test::now_ms;
+using wep::test::stat;
+using wep::test::stat_text;
+using wep::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
@@ -30,10 +30,10 @@ namespace {
 constexpr const char* kEvents =
     R"("events": {"note.created": {"event_type": "note_created", "properties": ["kind", "n"]}})";
 
-host_stub::HostOptions options(const TempDir& dir, const std::string& extra_config = "") {
-  host_stub::HostOptions o;
+wep::host_stub::HostOptions options(const TempDir& dir, const std::string& extra_config = "") {
+  wep::host_stub::HostOptions o;
   o.data_dir = dir / "host";
-  o.plugins.push_back({ANALYTICS_PATH, "{" + std::string(kEvents) + extra_config + "}"});
+  o.plugins.push_back({WEP_ANALYTICS_PATH, "{" + std::string(kEvents) + extra_config + "}"});
   return o;
 }
 
@@ -101,7 +101,7 @@ std::string run_in_child(const std::function<std::string()>& body, bool drop_pri
 BOOST_AUTO_TEST_CASE(a_full_disk_drops_and_reports_while_mutations_succeed) {
   TempDir dir;
   // max_database_bytes caps the file (PRAGMA max_page_count): a full disk.
-  host_stub::Host host(options(dir, R"(, "max_database_bytes": 65536)"));
+  wep::host_stub::Host host(options(dir, R"(, "max_database_bytes": 65536)"));
   const std::string kind(60, 'k');
   int64_t last_sequence = 0;
   int chunks_after_full = 0;
@@ -132,7 +132,7 @@ BOOST_AUTO_TEST_CASE(a_read_only_file_is_reported_while_mutations_succeed) {
   const bool as_root = geteuid() == 0;
   TempDir dir("wep-analytics", as_root ? "/tmp" : "");
   {
-    host_stub::Host host(options(dir));
+    wep::host_stub::Host host(options(dir));
     for (int n = 0; n < 3; ++n) host.mutate("note.created", payload_n(n));
   }
   const fs::path file = queue_file(dir);
@@ -146,7 +146,7 @@ BOOST_AUTO_TEST_CASE(a_read_only_file_is_reported_while_mutations_succeed) {
   }
   const std::string verdict = run_in_child(
       [&]() -> std::string {
-        host_stub::Host host(options(dir));
+        wep::host_stub::Host host(options(dir));
         int64_t last = 0;
         for (int n = 10; n < 15; ++n) {
           const int64_t sequence = host.mutate("note.created", payload_n(n));
@@ -176,7 +176,7 @@ BOOST_AUTO_TEST_CASE(a_file_that_is_not_a_database_is_moved_aside_and_replaced) 
   for (int i = 0; i < 500; ++i) garbage += "this is not an SQLite database; ";
   std::ofstream(queue_file(dir), std::ios::binary) << garbage;
 
-  host_stub::Host host(options(dir));
+  wep::host_stub::Host host(options(dir));
   host.mutate("note.created", payload_n(1));
   host.mutate("note.created", payload_n(2));
   BOOST_TEST(host.pending().value_or(-1) == 2);
@@ -196,7 +196,7 @@ BOOST_AUTO_TEST_CASE(a_file_that_is_not_a_database_is_moved_aside_and_replaced) 
 BOOST_AUTO_TEST_CASE(a_damaged_page_is_found_moved_aside_and_the_host_carries_on) {
   TempDir dir;
   {
-    host_stub::Host host(options(dir));
+    wep::host_stub::Host host(options(dir));
     for (int n = 0; n < 3000; ++n) host.mutate("note.created", payload_n(n));
   }
   const fs::path file = queue_file(dir);
@@ -209,7 +209,7 @@ BOOST_AUTO_TEST_CASE(a_damaged_page_is_found_moved_aside_and_the_host_carries_on
     const std::string junk(10 * 4096, '\x5a');
     io.write(junk.data(), static_cast<std::streamsize>(junk.size()));
   }
-  host_stub::Host host(options(dir));  // start-up (recount, age-out) reads every page
+  wep::host_stub::Host host(options(dir));  // start-up (recount, age-out) reads every page
   host.mutate("note.created", payload_n(1));
   BOOST_TEST(host.pending().value_or(-1) >= 1);  // the new row, with what was salvaged
   const std::string stats = host.stats_json();
@@ -229,7 +229,7 @@ BOOST_AUTO_TEST_CASE(stop_with_a_full_buffer_stores_everything_accepted) {
   const fs::path data = dir / "data";
   FakeHost host("analytics", "{" + std::string(kEvents) + R"(, "buffer_capacity": 100, "busy_timeout_ms": 120000})",
                 data);
-  LoadedPlugin plugin(ANALYTICS_PATH, host);
+  LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
   const auto drops = [&] { return stat(plugin.stats(), "/dropped/buffer_full"); };
 
   // Another connection holds the write lock: the writer blocks in its insert
@@ -280,7 +280,7 @@ BOOST_AUTO_TEST_CASE(two_processes_share_one_queue_file) {
   BOOST_TEST_REQUIRE(pipe(parent_ready) == 0);
   const auto produce = [&](const std::string& who, int first_n, int tell_fd, int wait_fd) -> std::string {
     FakeHost host("analytics", config, dir / who, who);
-    LoadedPlugin plugin(ANALYTICS_PATH, host);
+    LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
     char byte = 'r';
     if (write(tell_fd, &byte, 1) != 1 || read(wait_fd, &byte, 1) != 1) return who + ": the start barrier broke";
     for (int i = 0; i < kPerProcess; ++i) {
@@ -309,7 +309,7 @@ BOOST_AUTO_TEST_CASE(an_unclear_analytics_enabled_value_counts_as_false) {
   TempDir dir;
   FakeHost host("analytics", "{" + std::string(kEvents) + "}", dir / "data");
   host.set_setting("analytics_enabled", "\"no\"");  // neither true nor false: privacy first
-  LoadedPlugin plugin(ANALYTICS_PATH, host);
+  LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
   plugin.mutation("note.created", payload_n(1), 1, now_ms());
   BOOST_TEST(plugin.pending() == 0);
   plugin.setting("analytics_enabled", "true");
@@ -329,13 +329,13 @@ BOOST_AUTO_TEST_CASE(load_use_unload_100_times_offline_and_online_leaves_nothing
   TempDir dir;
   const fs::path delivered = dir / "data" / "transport" / "out.ndjson";
   const std::string config = "{" + std::string(kEvents) + R"(, "flush_interval_ms": 5, "transport": {"plugin": ")" +
-                             NDJSON_PATH + R"(", "config": {"path": "out.ndjson", "fsync": false}}})";
+                             WEP_NDJSON_PATH + R"(", "config": {"path": "out.ndjson", "fsync": false}}})";
   constexpr int kCycles = 100;
   constexpr int kPerCycle = 10;
   for (int cycle = 0; cycle < kCycles; ++cycle) {
     {
       FakeHost host("analytics", config, dir / "data");
-      LoadedPlugin plugin(ANALYTICS_PATH, host);
+      LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
       const bool online = cycle % 2 == 1;
       if (online) plugin.connectivity(true);
       for (int i = 0; i < kPerCycle; ++i) {
@@ -345,13 +345,13 @@ BOOST_AUTO_TEST_CASE(load_use_unload_100_times_offline_and_online_leaves_nothing
       if (!online) BOOST_TEST(pending >= kPerCycle);  // offline: nothing leaves
       BOOST_TEST(plugin.stop() == WEP_OK);
     }
-    BOOST_TEST_REQUIRE(dlopen(ANALYTICS_PATH, RTLD_NOW | RTLD_NOLOAD) == nullptr, "analytics mapped after " << cycle);
-    BOOST_TEST_REQUIRE(dlopen(NDJSON_PATH, RTLD_NOW | RTLD_NOLOAD) == nullptr, "ndjson mapped after " << cycle);
+    BOOST_TEST_REQUIRE(dlopen(WEP_ANALYTICS_PATH, RTLD_NOW | RTLD_NOLOAD) == nullptr, "analytics mapped after " << cycle);
+    BOOST_TEST_REQUIRE(dlopen(WEP_NDJSON_PATH, RTLD_NOW | RTLD_NOLOAD) == nullptr, "ndjson mapped after " << cycle);
   }
   {
     // The last life drains what the stops left queued.
     FakeHost host("analytics", config, dir / "data");
-    LoadedPlugin plugin(ANALYTICS_PATH, host);
+    LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
     plugin.connectivity(true);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (plugin.pending() != 0 && std::chrono::steady_clock::now() < deadline) {

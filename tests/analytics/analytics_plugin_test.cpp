@@ -1,4 +1,4 @@
-// The real analytics plugin (build/plugins/libanalytics.so) loaded into the
+// The real analytics plugin (build/plugins/libwep_analytics.so) loaded into the
 // host stub in-process: rows, opt-out, PII screening, age-out, caps, checked by reading
 // the SQLite queue file directly.
 #define BOOST_TEST_MODULE analytics_plugin
@@ -6,20 +6,20 @@
 #include <atomic>
 #include <boost/test/unit_test.hpp>
 #include <fstream>
-#include <host_stub/host.hpp>
+#include <wep/host_stub/host.hpp>
 #include <numeric>
 #include <set>
 #include <thread>
-#include <wep_bench/thread_switches.hpp>
+#include <wep/bench/thread_switches.hpp>
 
 #include "test_support.hpp"
 
-using analytics_test::Db;
-using analytics_test::now_ms;
-using analytics_test::Row;
-using analytics_test::stat;
-using analytics_test::stat_text;
-using analytics_test::TempDir;
+using wep::test::Db;
+using wep::test::now_ms;
+using wep::test::Row;
+using wep::test::stat;
+using wep::test::stat_text;
+using wep::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
@@ -30,18 +30,18 @@ constexpr const char* kEvents =
     R"("events": {"note.created": {"event_type": "note_created", "properties": ["kind", "length", "pinned", "n"]},
                   "note.deleted": {"event_type": "note_deleted"}})";
 
-host_stub::HostOptions options(const TempDir& dir, const std::string& extra_config = "",
-                               std::vector<host_stub::PluginSpec> plugins_before = {}) {
-  host_stub::HostOptions o;
+wep::host_stub::HostOptions options(const TempDir& dir, const std::string& extra_config = "",
+                               std::vector<wep::host_stub::PluginSpec> plugins_before = {}) {
+  wep::host_stub::HostOptions o;
   o.data_dir = dir / "host";
   o.plugins = std::move(plugins_before);
-  o.plugins.push_back({ANALYTICS_PATH, "{" + std::string(kEvents) + extra_config + "}"});
+  o.plugins.push_back({WEP_ANALYTICS_PATH, "{" + std::string(kEvents) + extra_config + "}"});
   return o;
 }
 
 fs::path queue_file(const TempDir& dir) { return dir / "host/plugins/analytics/analytics.db"; }
 
-int64_t analytics_stat(host_stub::Host& host, const std::string& pointer) {
+int64_t analytics_stat(wep::host_stub::Host& host, const std::string& pointer) {
   return stat(host.stats_json(), ("/plugins/analytics" + pointer).c_str());
 }
 
@@ -51,7 +51,7 @@ std::string payload_n(int n) { return R"({"kind": "text", "n": )" + std::to_stri
 std::vector<int> ns_of(const std::vector<Row>& rows) {
   std::vector<int> out;
   for (const auto& row : rows) {
-    if (auto n = analytics_test::property_n(row.properties)) out.push_back(static_cast<int>(*n));
+    if (auto n = wep::test::property_n(row.properties)) out.push_back(static_cast<int>(*n));
   }
   return out;
 }
@@ -60,7 +60,7 @@ std::vector<int> ns_of(const std::vector<Row>& rows) {
 
 BOOST_AUTO_TEST_CASE(a_mutation_becomes_a_row_with_every_column_checked) {
   TempDir dir;
-  host_stub::Host host(options(dir));
+  wep::host_stub::Host host(options(dir));
   const int64_t before_ms = now_ms();
   const int64_t sequence =
       host.mutate("note.created", R"({"kind": "text", "length": 42, "pinned": false, "title": "My secret"})");
@@ -76,7 +76,7 @@ BOOST_AUTO_TEST_CASE(a_mutation_becomes_a_row_with_every_column_checked) {
   BOOST_TEST(row.event_type == "note_created");
   BOOST_TEST(row.properties.value_or("NULL") == R"({"kind":"text","length":42,"pinned":false})");
   BOOST_TEST(row.user_id.value_or("NULL") == host.pseudonymous_id());
-  BOOST_TEST(analytics_test::is_spec_timestamp(row.created_at));
+  BOOST_TEST(wep::test::is_spec_timestamp(row.created_at));
   // created_at is the commit time (UTC), between the calls around mutate().
   const std::string lower = db.scalar("SELECT strftime('%Y-%m-%dT%H:%M:%f', " + std::to_string(before_ms / 1000) +
                                       " + " + std::to_string(before_ms % 1000) + " / 1000.0, 'unixepoch')");
@@ -94,7 +94,7 @@ BOOST_AUTO_TEST_CASE(a_mutation_becomes_a_row_with_every_column_checked) {
 
 BOOST_AUTO_TEST_CASE(opt_out_enqueue_is_a_no_op_and_queued_rows_stay) {
   TempDir dir;
-  host_stub::Host host(options(dir));
+  wep::host_stub::Host host(options(dir));
   host.mutate("note.created", payload_n(1));
   BOOST_TEST(host.pending().value_or(-1) == 1);
 
@@ -114,9 +114,9 @@ BOOST_AUTO_TEST_CASE(opt_out_enqueue_is_a_no_op_and_queued_rows_stay) {
 BOOST_AUTO_TEST_CASE(opt_out_flush_sends_nothing_until_enabled_again) {
   TempDir dir;
   const fs::path ndjson = dir / "delivered.ndjson";
-  const std::string transport = R"(, "flush_interval_ms": 10, "transport": {"plugin": ")" + std::string(NDJSON_PATH) +
+  const std::string transport = R"(, "flush_interval_ms": 10, "transport": {"plugin": ")" + std::string(WEP_NDJSON_PATH) +
                                 R"(", "config": {"path": ")" + ndjson.string() + R"(", "fsync": false}})";
-  host_stub::Host host(options(dir, transport));
+  wep::host_stub::Host host(options(dir, transport));
   for (int n = 1; n <= 3; ++n) host.mutate("note.created", payload_n(n));
   BOOST_TEST(host.pending().value_or(-1) == 3);
 
@@ -154,11 +154,11 @@ BOOST_AUTO_TEST_CASE(an_idle_plugin_does_not_poll_offline_or_online) {
   const std::string config =
       "{" + std::string(kEvents) +
       R"(, "flush_interval_ms": 100, "maintenance_interval_ms": 3600000, "transport": {"plugin": ")" +
-      std::string(NDJSON_PATH) + R"(", "config": {"path": ")" + (dir / "delivered.ndjson").string() +
+      std::string(WEP_NDJSON_PATH) + R"(", "config": {"path": ")" + (dir / "delivered.ndjson").string() +
       R"(", "fsync": false}}})";
-  analytics_test::FakeHost host("analytics", config, dir / "data");
+  wep::test::FakeHost host("analytics", config, dir / "data");
   wep::bench::StartedThreadSwitches counter;  // this thread is not the plugin's
-  analytics_test::LoadedPlugin plugin(ANALYTICS_PATH, host);
+  wep::test::LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
   // Wake-ups allowed in a 1 s idle window: a polling flusher at 100 ms makes
   // dozens (it and the flusher-db thread wake on every pass).
   constexpr int64_t kAtMost = 5;
@@ -199,15 +199,15 @@ BOOST_AUTO_TEST_CASE(rows_another_connection_stored_are_sent_at_the_maintenance_
   const std::string sender_config =
       "{" + std::string(kEvents) + database +
       R"(, "flush_interval_ms": 100, "maintenance_interval_ms": 300, "transport": {"plugin": ")" +
-      std::string(NDJSON_PATH) + R"(", "config": {"path": ")" + (dir / "delivered.ndjson").string() +
+      std::string(WEP_NDJSON_PATH) + R"(", "config": {"path": ")" + (dir / "delivered.ndjson").string() +
       R"(", "fsync": false}}})";
-  analytics_test::FakeHost sender_host("analytics", sender_config, dir / "sender");
-  analytics_test::LoadedPlugin sender(ANALYTICS_PATH, sender_host);
+  wep::test::FakeHost sender_host("analytics", sender_config, dir / "sender");
+  wep::test::LoadedPlugin sender(WEP_ANALYTICS_PATH, sender_host);
   sender.connectivity(true);
   std::this_thread::sleep_for(300ms);  // its first pass finds the queue empty: it sleeps
   {
-    analytics_test::FakeHost other_host("analytics", "{" + std::string(kEvents) + database + "}", dir / "other");
-    analytics_test::LoadedPlugin other(ANALYTICS_PATH, other_host);
+    wep::test::FakeHost other_host("analytics", "{" + std::string(kEvents) + database + "}", dir / "other");
+    wep::test::LoadedPlugin other(WEP_ANALYTICS_PATH, other_host);
     other.mutation("note.created", payload_n(7), 1, now_ms());
     // A barrier (the row is in the shared file); the sender's tick may
     // already have sent it, so the count is 1 or 0.
@@ -223,7 +223,7 @@ BOOST_AUTO_TEST_CASE(rows_another_connection_stored_are_sent_at_the_maintenance_
 
 BOOST_AUTO_TEST_CASE(setting_changes_take_effect_in_bus_order) {
   TempDir dir;
-  host_stub::Host host(options(dir));
+  wep::host_stub::Host host(options(dir));
   std::vector<int> expected;
   for (int n = 0; n < 60; ++n) {
     const bool enabled = n % 3 != 1;  // a change before (almost) every mutation
@@ -240,7 +240,7 @@ BOOST_AUTO_TEST_CASE(an_initial_false_setting_records_nothing) {
   TempDir dir;
   auto o = options(dir);
   o.initial_settings_json["analytics_enabled"] = "false";
-  host_stub::Host host(o);
+  wep::host_stub::Host host(o);
   host.mutate("note.created", payload_n(1));
   BOOST_TEST(host.pending().value_or(-1) == 0);
   BOOST_TEST(analytics_stat(host, "/dropped/disabled") == 1);
@@ -249,7 +249,7 @@ BOOST_AUTO_TEST_CASE(an_initial_false_setting_records_nothing) {
 
 BOOST_AUTO_TEST_CASE(unmapped_types_and_pii_values_are_dropped_and_counted) {
   TempDir dir;
-  host_stub::Host host(options(dir));
+  wep::host_stub::Host host(options(dir));
   host.mutate("user.logged_in", R"({"email": "jane@example.com"})");  // unmapped: nothing recorded
   host.mutate(
       "note.created",
@@ -280,7 +280,7 @@ BOOST_AUTO_TEST_CASE(unmapped_types_and_pii_values_are_dropped_and_counted) {
 // counted; a plain number is kept.
 BOOST_AUTO_TEST_CASE(a_date_is_dropped_as_personal_data_and_a_plain_number_kept) {
   TempDir dir;
-  host_stub::Host host(options(dir));
+  wep::host_stub::Host host(options(dir));
   host.mutate("note.created", R"({"kind": "2024-01-31", "length": 2024, "n": 1})");
   host.mutate("note.created", R"({"kind": "31.01.2024", "n": 2})");
   BOOST_TEST(host.pending().value_or(-1) == 2);
@@ -298,13 +298,13 @@ BOOST_AUTO_TEST_CASE(the_pseudonymous_id_is_the_user_id_across_restarts) {
   TempDir dir;
   std::string first_id;
   {
-    host_stub::Host host(options(dir));
+    wep::host_stub::Host host(options(dir));
     first_id = host.pseudonymous_id();
     host.mutate("note.deleted");
     host.pending();
   }
   {
-    host_stub::Host host(options(dir));
+    wep::host_stub::Host host(options(dir));
     BOOST_TEST(host.pseudonymous_id() == first_id);
     host.mutate("note.deleted");
     BOOST_TEST(host.pending().value_or(-1) == 2);
@@ -317,10 +317,10 @@ BOOST_AUTO_TEST_CASE(the_pseudonymous_id_is_the_user_id_across_restarts) {
 BOOST_AUTO_TEST_CASE(restart_keeps_the_queue) {
   TempDir dir;
   {
-    host_stub::Host host(options(dir));
+    wep::host_stub::Host host(options(dir));
     for (int n = 1; n <= 5; ++n) host.mutate("note.created", payload_n(n));
   }  // shutdown stores everything accepted
-  host_stub::Host host(options(dir));
+  wep::host_stub::Host host(options(dir));
   BOOST_TEST(host.pending().value_or(-1) == 5);
   host.mutate("note.created", payload_n(6));
   BOOST_TEST(host.pending().value_or(-1) == 6);
@@ -332,7 +332,7 @@ BOOST_AUTO_TEST_CASE(restart_keeps_the_queue) {
 BOOST_AUTO_TEST_CASE(rows_past_retention_age_out_at_start) {
   TempDir dir;
   {
-    host_stub::Host host(options(dir));
+    wep::host_stub::Host host(options(dir));
     for (int n = 1; n <= 6; ++n) host.mutate("note.created", payload_n(n));
   }
   {
@@ -342,7 +342,7 @@ BOOST_AUTO_TEST_CASE(rows_past_retention_age_out_at_start) {
         "WHERE id IN (2, 5)");
     db.exec("UPDATE analytics_queue SET created_at = strftime('%Y-%m-%dT%H:%M:%f', 'now', '-29 days') WHERE id = 3");
   }
-  host_stub::Host host(options(dir));
+  wep::host_stub::Host host(options(dir));
   BOOST_TEST(host.pending().value_or(-1) == 4);
   BOOST_TEST(analytics_stat(host, "/aged_out") == 2);
   BOOST_TEST((ns_of(Db(queue_file(dir)).rows()) == std::vector<int>{1, 3, 4, 6}));
@@ -350,7 +350,7 @@ BOOST_AUTO_TEST_CASE(rows_past_retention_age_out_at_start) {
 
 BOOST_AUTO_TEST_CASE(rows_age_out_periodically_also_while_disabled) {
   TempDir dir;
-  host_stub::Host host(options(dir, R"(, "retention_days": 7, "maintenance_interval_ms": 20)"));
+  wep::host_stub::Host host(options(dir, R"(, "retention_days": 7, "maintenance_interval_ms": 20)"));
   host.mutate("note.created", payload_n(1));
   BOOST_TEST(host.pending().value_or(-1) == 1);
   host.set_setting("analytics_enabled", "false");
@@ -377,7 +377,7 @@ BOOST_AUTO_TEST_CASE(rows_age_out_periodically_also_while_disabled) {
 
 BOOST_AUTO_TEST_CASE(the_cap_keeps_the_newest_rows) {
   TempDir dir;
-  host_stub::Host host(options(dir, R"(, "max_queue_rows": 10)"));
+  wep::host_stub::Host host(options(dir, R"(, "max_queue_rows": 10)"));
   for (int n = 0; n < 25; ++n) {
     host.mutate("note.created", payload_n(n));
     if (n % 7 == 0) host.pending();  // several writer batches, not one
@@ -391,7 +391,7 @@ BOOST_AUTO_TEST_CASE(the_cap_keeps_the_newest_rows) {
 
 BOOST_AUTO_TEST_CASE(a_throwing_effect_does_not_change_results) {
   TempDir dir;
-  host_stub::Host host(options(dir, "", {{TEST_EFFECT_PLUGIN_PATH, R"({"throw_on_event": true})"}}));
+  wep::host_stub::Host host(options(dir, "", {{TEST_EFFECT_PLUGIN_PATH, R"({"throw_on_event": true})"}}));
   std::vector<int64_t> sequences;
   for (int n = 0; n < 20; ++n) sequences.push_back(host.mutate("note.created", payload_n(n)));
   for (size_t i = 1; i < sequences.size(); ++i) BOOST_TEST(sequences[i] == sequences[i - 1] + 1);
@@ -403,7 +403,7 @@ BOOST_AUTO_TEST_CASE(a_throwing_effect_does_not_change_results) {
 
 BOOST_AUTO_TEST_CASE(a_slow_effect_does_not_change_results) {
   TempDir dir;
-  host_stub::Host host(options(dir, "", {{TEST_EFFECT_PLUGIN_PATH, R"({"sleep_on_event_ms": 20})"}}));
+  wep::host_stub::Host host(options(dir, "", {{TEST_EFFECT_PLUGIN_PATH, R"({"sleep_on_event_ms": 20})"}}));
   std::vector<int64_t> sequences;
   for (int n = 0; n < 10; ++n) sequences.push_back(host.mutate("note.created", payload_n(n)));
   for (size_t i = 1; i < sequences.size(); ++i) BOOST_TEST(sequences[i] == sequences[i - 1] + 1);
@@ -413,7 +413,7 @@ BOOST_AUTO_TEST_CASE(a_slow_effect_does_not_change_results) {
 
 BOOST_AUTO_TEST_CASE(many_threads_mutating_lose_nothing) {
   TempDir dir;
-  host_stub::Host host(options(dir));
+  wep::host_stub::Host host(options(dir));
   constexpr int kThreads = 8;
   constexpr int kPerThread = 500;
   std::vector<std::thread> threads;
@@ -442,8 +442,8 @@ BOOST_AUTO_TEST_CASE(many_threads_mutating_lose_nothing) {
 
 BOOST_AUTO_TEST_CASE(the_command_protocol_answers_from_the_plugin) {
   TempDir dir;
-  host_stub::Host host(options(dir));
-  host_stub::CommandInterpreter commands(host);
+  wep::host_stub::Host host(options(dir));
+  wep::host_stub::CommandInterpreter commands(host);
   bool quit = false;
   BOOST_TEST(commands.execute(R"(mutate note.created {"kind": "text", "n": 1})", quit).rfind("ok ", 0) == 0u);
   BOOST_TEST(commands.execute("mutate note.deleted", quit).rfind("ok ", 0) == 0u);
@@ -458,11 +458,11 @@ BOOST_AUTO_TEST_CASE(the_command_protocol_answers_from_the_plugin) {
   BOOST_TEST(!quit);
 }
 
-// "transport.plugin": "libndjson.so" is the ndjson transport next to the
+// "transport.plugin": "libwep_ndjson.so" is the ndjson transport next to the
 // analytics plugin file (build/plugins), whatever the working folder.
 BOOST_AUTO_TEST_CASE(a_relative_transport_plugin_is_loaded_from_the_analytics_plugin_folder) {
-  BOOST_TEST_REQUIRE(fs::path(ANALYTICS_PATH).parent_path() == fs::path(NDJSON_PATH).parent_path());
-  BOOST_TEST_REQUIRE(fs::path(NDJSON_PATH).filename() == "libndjson.so");
+  BOOST_TEST_REQUIRE(fs::path(WEP_ANALYTICS_PATH).parent_path() == fs::path(WEP_NDJSON_PATH).parent_path());
+  BOOST_TEST_REQUIRE(fs::path(WEP_NDJSON_PATH).filename() == "libwep_ndjson.so");
   TempDir dir;
   // Not found from the working folder: only the plugin's folder can supply it.
   const fs::path previous = fs::current_path();
@@ -471,11 +471,11 @@ BOOST_AUTO_TEST_CASE(a_relative_transport_plugin_is_loaded_from_the_analytics_pl
     fs::path folder;
     ~Restore() { fs::current_path(folder); }
   } restore{previous};
-  BOOST_TEST_REQUIRE(!fs::exists("libndjson.so"));
+  BOOST_TEST_REQUIRE(!fs::exists("libwep_ndjson.so"));
 
-  host_stub::Host host(
+  wep::host_stub::Host host(
       options(dir, R"(, "flush_interval_ms": 10,)"
-                   R"("transport": {"plugin": "libndjson.so", "config": {"path": "out.ndjson", "fsync": false}})"));
+                   R"("transport": {"plugin": "libwep_ndjson.so", "config": {"path": "out.ndjson", "fsync": false}})"));
   for (int n = 1; n <= 3; ++n) host.mutate("note.created", payload_n(n));
   host.set_online(true);
   BOOST_TEST(host.wait_delivered(std::chrono::seconds(30)).value_or(-1) == 0);
@@ -494,13 +494,13 @@ BOOST_AUTO_TEST_CASE(a_bad_config_is_refused_at_start_naming_the_key) {
   };
   for (const auto& [config, key] : cases) {
     TempDir dir;
-    host_stub::HostOptions o;
+    wep::host_stub::HostOptions o;
     o.data_dir = dir / "host";
-    o.plugins.push_back({ANALYTICS_PATH, config});
+    o.plugins.push_back({WEP_ANALYTICS_PATH, config});
     try {
-      host_stub::Host host(o);
+      wep::host_stub::Host host(o);
       BOOST_ERROR("accepted " << config);
-    } catch (const host_stub::HostError& e) {
+    } catch (const wep::host_stub::HostError& e) {
       BOOST_TEST_INFO(e.what());
       BOOST_TEST(std::string(e.what()).find("analytics config: " + key) != std::string::npos);
     }

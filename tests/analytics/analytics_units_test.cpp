@@ -15,11 +15,11 @@
 #include "test_support.hpp"
 #include "use_cases.hpp"
 
-using namespace analytics;
-using analytics_test::Db;
-using analytics_test::is_spec_timestamp;
-using analytics_test::is_uuid_v5;
-using analytics_test::TempDir;
+using namespace wep::analytics;
+using wep::test::Db;
+using wep::test::is_spec_timestamp;
+using wep::test::is_uuid_v5;
+using wep::test::TempDir;
 
 namespace {
 
@@ -76,7 +76,7 @@ BOOST_AUTO_TEST_CASE(every_key_is_read) {
     "buffer_capacity": 13, "busy_timeout_ms": 17, "backoff": {"initial_ms": 5, "max_ms": 6},
     "events": {"note.created": {"event_type": "note_created", "properties": ["kind", "length"]},
                "note.deleted": {"event_type": "note_deleted"}},
-    "transport": {"plugin": "libndjson.so", "config": {"path": "x.ndjson", "fsync": false}, "stop_timeout_ms": 19}
+    "transport": {"plugin": "libwep_ndjson.so", "config": {"path": "x.ndjson", "fsync": false}, "stop_timeout_ms": 19}
   })",
                                          "/data", "/opt/plugins");
   BOOST_TEST(c.database_path == "/data/queue/q.db");
@@ -95,7 +95,7 @@ BOOST_AUTO_TEST_CASE(every_key_is_read) {
   BOOST_TEST(c.events.at("note.created").event_type == "note_created");
   BOOST_TEST((c.events.at("note.created").properties == std::vector<std::string>{"kind", "length"}));
   BOOST_TEST(c.events.at("note.deleted").properties.empty());
-  BOOST_TEST(c.transport.plugin_path == "/opt/plugins/libndjson.so");
+  BOOST_TEST(c.transport.plugin_path == "/opt/plugins/libwep_ndjson.so");
   BOOST_TEST(c.transport.config_json == R"({"path":"x.ndjson","fsync":false})");
   BOOST_TEST(c.transport.stop_timeout_ms == 19u);
 }
@@ -142,7 +142,7 @@ BOOST_AUTO_TEST_CASE(bad_configs_are_refused_naming_the_key) {
 }
 
 BOOST_AUTO_TEST_CASE(relative_transport_path_needs_a_plugin_folder) {
-  BOOST_TEST(config_error(R"({"transport": {"plugin": "libndjson.so"}})", "")
+  BOOST_TEST(config_error(R"({"transport": {"plugin": "libwep_ndjson.so"}})", "")
                  .rfind("analytics config: /transport/plugin: must be an absolute path", 0) == 0u);
 }
 
@@ -413,7 +413,7 @@ BOOST_AUTO_TEST_CASE(a_held_write_lock_is_reported_as_busy) {
   TempDir dir;
   const std::string file = (dir / "q.db").string();
   QueueStore other_first(file);  // creates the schema
-  analytics_test::Db holder(file, SQLITE_OPEN_READWRITE);
+  wep::test::Db holder(file, SQLITE_OPEN_READWRITE);
   StoreOptions impatient;
   impatient.busy_timeout_ms = 0;
   QueueStore other(file, impatient);

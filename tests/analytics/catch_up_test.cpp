@@ -10,22 +10,22 @@
 #include <boost/test/unit_test.hpp>
 #include <condition_variable>
 #include <functional>
-#include <host_stub/host.hpp>
 #include <map>
 #include <mutex>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
+#include <wep/host_stub/host.hpp>
 
 #include "queue_store.hpp"
 #include "test_support.hpp"
 
-using analytics_test::Db;
-using analytics_test::DirectHost;
-using analytics_test::LoadedPlugin;
-using analytics_test::stat;
-using analytics_test::TempDir;
+using wep::test::Db;
+using wep::test::DirectHost;
+using wep::test::LoadedPlugin;
+using wep::test::stat;
+using wep::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
@@ -77,16 +77,16 @@ std::set<int64_t> range(int64_t first, int64_t last) {
 // The host stub with the analytics plugin loaded on demand.
 struct StubFixture {
   TempDir dir;
-  std::unique_ptr<host_stub::Host> host;
+  std::unique_ptr<wep::host_stub::Host> host;
   std::string plugin_config = config();
 
   StubFixture() {
-    host_stub::HostOptions options;
+    wep::host_stub::HostOptions options;
     options.data_dir = dir / "data";
-    host = std::make_unique<host_stub::Host>(options);
+    host = std::make_unique<wep::host_stub::Host>(options);
   }
   fs::path database() const { return dir / "data" / "plugins" / "analytics" / "analytics.db"; }
-  void load() { host->load_plugin(ANALYTICS_PATH, plugin_config); }
+  void load() { host->load_plugin(WEP_ANALYTICS_PATH, plugin_config); }
   void unload() { host->unload_plugin("analytics"); }
   int64_t mutate(int64_t n) { return host->mutate("note.created", payload(n)); }
   void set_enabled(bool enabled) { host->set_setting("analytics_enabled", enabled ? "true" : "false"); }
@@ -136,7 +136,7 @@ class MemoryEventLog final : public wep::EventLogSource {
       event.sequence = entry.sequence;
       if (entry.kind == WEP_EVENT_MUTATION_COMMITTED) {
         if (before_mutation) before_mutation(entry.sequence);
-        event.committed_at_ms = analytics_test::now_ms();  // within the retention window
+        event.committed_at_ms = wep::test::now_ms();  // within the retention window
         event.type = entry.first;
         event.payload_json = entry.second;
       } else {
@@ -193,12 +193,12 @@ bool holding(const std::string& stats) {
 }
 
 // Rows in the queue file, held or not (the O(1) counter).
-int64_t queued_rows(const fs::path& database) { return analytics::QueueStore(database.string()).count(); }
+int64_t queued_rows(const fs::path& database) { return wep::analytics::QueueStore(database.string()).count(); }
 
 // Rows the flusher would be handed now: what QueueStore::read_after gives.
 size_t rows_for_delivery(const fs::path& database) {
-  analytics::QueueStore store(database.string());
-  std::vector<analytics::QueuedRow> rows;
+  wep::analytics::QueueStore store(database.string());
+  std::vector<wep::analytics::QueuedRow> rows;
   store.read_after(0, 100000, size_t{1} << 30, rows);
   return rows.size();
 }
@@ -211,7 +211,7 @@ struct MemoryLogFixture {
   MemoryEventLog log;
   DirectHost host{config(), dir / "plugin", "user", &log};
   MemoryLogFixture() {
-    LoadedPlugin first(ANALYTICS_PATH, host);
+    LoadedPlugin first(WEP_ANALYTICS_PATH, host);
     BOOST_REQUIRE(first.pending() == 0);
   }
   fs::path database() const { return dir / "plugin" / "analytics.db"; }
@@ -230,7 +230,7 @@ BOOST_FIXTURE_TEST_CASE(rows_a_catch_up_stores_are_held_from_delivery_until_it_r
     if (sequence == 18000) gate.wait();
   };
   {
-    LoadedPlugin plugin(ANALYTICS_PATH, host);  // start() does not wait for the catch-up
+    LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);  // start() does not wait for the catch-up
     // Two full transactions (8,192 rows each) are stored before the reader
     // waits at mutation 18,000.
     BOOST_TEST(eventually([&] { return queued_rows(database()) >= 16384; }, std::chrono::seconds(30)));
@@ -251,7 +251,7 @@ BOOST_FIXTURE_TEST_CASE(a_change_to_false_read_late_in_a_catch_up_deletes_the_he
   append(20001, 20100);  // committed while disabled
   log.append_setting("analytics_enabled", "true");
   append(20101, 20150);
-  LoadedPlugin plugin(ANALYTICS_PATH, host);
+  LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
   BOOST_TEST(plugin.pending() == 50);
   BOOST_TEST(keys(recorded(database())) == range(20101, 20150));
   BOOST_TEST(stat(plugin.stats(), "/catch_up/discarded") >= 8192);
@@ -266,7 +266,7 @@ BOOST_FIXTURE_TEST_CASE(a_catch_up_cut_short_keeps_its_rows_held_through_a_resta
     if (sequence == 18000) throw std::runtime_error("the log cannot be read");  // the read is cut short
   };
   {
-    LoadedPlugin plugin(ANALYTICS_PATH, host);
+    LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
     plugin.pending();
     BOOST_TEST(host.wait_for_log("the host could not read its event log", std::chrono::seconds(10)));
     BOOST_TEST(queued_rows(database()) >= 16384);
@@ -278,7 +278,7 @@ BOOST_FIXTURE_TEST_CASE(a_catch_up_cut_short_keeps_its_rows_held_through_a_resta
     if (sequence == 19500) gate.wait();
   };
   {
-    LoadedPlugin plugin(ANALYTICS_PATH, host);
+    LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
     BOOST_TEST(eventually([&] { return stat(plugin.stats(), "/catch_up/replayed") >= 500; }, std::chrono::seconds(30)));
     BOOST_TEST(rows_for_delivery(database()) == 0u);
     gate.open();
@@ -295,7 +295,7 @@ BOOST_FIXTURE_TEST_CASE(a_change_to_false_after_a_restart_deletes_what_the_earli
     if (sequence == 18000) throw std::runtime_error("the log cannot be read");
   };
   {
-    LoadedPlugin plugin(ANALYTICS_PATH, host);
+    LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
     plugin.pending();
     BOOST_TEST(host.wait_for_log("the host could not read its event log", std::chrono::seconds(10)));
     BOOST_TEST(queued_rows(database()) >= 16384);
@@ -304,7 +304,7 @@ BOOST_FIXTURE_TEST_CASE(a_change_to_false_after_a_restart_deletes_what_the_earli
   log.append_setting("analytics_enabled", "false");  // follows every held row: none may be recorded
   log.append_setting("analytics_enabled", "true");
   append(20001, 20001);
-  LoadedPlugin plugin(ANALYTICS_PATH, host);
+  LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
   BOOST_TEST(plugin.pending() == 1);
   BOOST_TEST(keys(recorded(database())) == std::set<int64_t>({20001}));
   BOOST_TEST(stat(plugin.stats(), "/catch_up/discarded") >= 16384);
@@ -316,13 +316,13 @@ BOOST_FIXTURE_TEST_CASE(analytics_off_at_a_restart_deletes_what_the_earlier_catc
     if (sequence == 18000) throw std::runtime_error("the log cannot be read");
   };
   {
-    LoadedPlugin plugin(ANALYTICS_PATH, host);
+    LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
     plugin.pending();
     BOOST_TEST(host.wait_for_log("the host could not read its event log", std::chrono::seconds(10)));
   }
   log.before_mutation = nullptr;
   host.set_setting("analytics_enabled", "false");  // off when the next catch-up starts (not logged)
-  LoadedPlugin plugin(ANALYTICS_PATH, host);
+  LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
   BOOST_TEST(plugin.pending() == 0);
   BOOST_TEST(recorded(database()).empty());
 }
@@ -404,11 +404,11 @@ BOOST_FIXTURE_TEST_CASE(mutations_go_on_during_a_catch_up_and_each_is_recorded_o
 
 BOOST_AUTO_TEST_CASE(a_full_buffer_or_lane_loses_nothing_the_log_has) {
   TempDir dir;
-  host_stub::HostOptions options;
+  wep::host_stub::HostOptions options;
   options.data_dir = dir / "data";
   options.lane_capacity = 4;  // the host's lane drops too
-  host_stub::Host host(options);
-  host.load_plugin(ANALYTICS_PATH, config(/*buffer_capacity=*/2, /*maintenance_interval_ms=*/50));
+  wep::host_stub::Host host(options);
+  host.load_plugin(WEP_ANALYTICS_PATH, config(/*buffer_capacity=*/2, /*maintenance_interval_ms=*/50));
   constexpr int kMutations = 3000;
   for (int n = 1; n <= kMutations; ++n) host.mutate("note.created", payload(n));
   const fs::path database = dir / "data" / "plugins" / "analytics" / "analytics.db";
@@ -427,16 +427,16 @@ BOOST_AUTO_TEST_CASE(a_live_event_at_or_below_the_checkpoint_is_ignored) {
   TempDir dir;
   MemoryEventLog log;
   DirectHost host(config(), dir / "plugin", "user", &log);
-  LoadedPlugin plugin(ANALYTICS_PATH, host);
+  LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
   BOOST_TEST(plugin.pending() == 0);  // the start-up catch-up has run
   for (int n = 1; n <= 3; ++n) {
     const int64_t sequence = log.append_mutation("note.created", payload(n));
-    plugin.mutation("note.created", payload(n), sequence, analytics_test::now_ms());
+    plugin.mutation("note.created", payload(n), sequence, wep::test::now_ms());
   }
-  plugin.mutation("note.created", payload(2), 2, analytics_test::now_ms());  // a replay of the bus
-  plugin.mutation("note.created", payload(3), 3, analytics_test::now_ms());
+  plugin.mutation("note.created", payload(2), 2, wep::test::now_ms());  // a replay of the bus
+  plugin.mutation("note.created", payload(3), 3, wep::test::now_ms());
   const int64_t sequence = log.append_mutation("note.created", payload(4));
-  plugin.mutation("note.created", payload(4), sequence, analytics_test::now_ms());
+  plugin.mutation("note.created", payload(4), sequence, wep::test::now_ms());
   BOOST_TEST(plugin.pending() == 4);
   BOOST_TEST(stat(plugin.stats(), "/catch_up/ignored_live") == 2);
   BOOST_TEST(keys(recorded(dir / "plugin" / "analytics.db")) == range(1, 4));
@@ -446,11 +446,11 @@ BOOST_AUTO_TEST_CASE(a_gap_in_the_live_sequence_is_filled_from_the_log_in_order)
   TempDir dir;
   MemoryEventLog log;
   DirectHost host(config(), dir / "plugin", "user", &log);
-  LoadedPlugin plugin(ANALYTICS_PATH, host);
+  LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
   log.append_mutation("note.created", payload(1));  // never reaches the plugin's bus
   log.append_mutation("note.created", payload(2));
   const int64_t sequence = log.append_mutation("note.created", payload(3));
-  plugin.mutation("note.created", payload(3), sequence, analytics_test::now_ms());
+  plugin.mutation("note.created", payload(3), sequence, wep::test::now_ms());
   BOOST_TEST(plugin.pending() == 3);
   BOOST_TEST(keys(recorded(dir / "plugin" / "analytics.db")) == range(1, 3));
 }
@@ -458,10 +458,10 @@ BOOST_AUTO_TEST_CASE(a_gap_in_the_live_sequence_is_filled_from_the_log_in_order)
 BOOST_AUTO_TEST_CASE(a_host_without_an_event_log_says_crash_catch_up_is_off) {
   TempDir dir;
   DirectHost host(config(), dir / "plugin");
-  LoadedPlugin plugin(ANALYTICS_PATH, host);
+  LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
   BOOST_TEST(host.wait_for_log("crash catch-up is off", std::chrono::seconds(5)));
   const std::string stats = plugin.stats();
   BOOST_TEST(stats.find("\"catch_up\":{\"on\":false,\"checkpoint\":null") != std::string::npos, stats);
-  plugin.mutation("note.created", payload(1), 1, analytics_test::now_ms());  // still recorded live
+  plugin.mutation("note.created", payload(1), 1, wep::test::now_ms());  // still recorded live
   BOOST_TEST(plugin.pending() == 1);
 }

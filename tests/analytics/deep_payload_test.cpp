@@ -8,15 +8,15 @@
 
 #include <boost/test/unit_test.hpp>
 #include <string>
-#include <wep_support/bounded_json.hpp>
-#include <wep_support/json_config.hpp>
-#include <wep_support/transport_json.hpp>
+#include <wep/support/bounded_json.hpp>
+#include <wep/support/json_config.hpp>
+#include <wep/support/transport_json.hpp>
 
 #include "config.hpp"
 #include "event_mapper.hpp"
 #include "stats.hpp"
 
-using namespace analytics;
+using namespace wep::analytics;
 
 namespace {
 

@@ -13,7 +13,7 @@
 #include "event_mapper.hpp"
 #include "stats.hpp"
 
-using namespace analytics;
+using namespace wep::analytics;
 
 namespace {
 

@@ -11,17 +11,17 @@
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <fstream>
-#include <host_stub/host.hpp>
+#include <wep/host_stub/host.hpp>
 #include <map>
 #include <set>
 #include <thread>
 
 #include "test_support.hpp"
 
-using analytics_test::Db;
-using analytics_test::stat;
-using analytics_test::stat_text;
-using analytics_test::TempDir;
+using wep::test::Db;
+using wep::test::stat;
+using wep::test::stat_text;
+using wep::test::TempDir;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
@@ -30,29 +30,29 @@ namespace {
 constexpr const char* kEvents =
     R"("events": {"note.created": {"event_type": "note_created", "properties": ["kind", "n"]}})";
 
-host_stub::HostOptions options(const fs::path& data_dir, const std::string& extra_config = "") {
-  host_stub::HostOptions o;
+wep::host_stub::HostOptions options(const fs::path& data_dir, const std::string& extra_config = "") {
+  wep::host_stub::HostOptions o;
   o.data_dir = data_dir;
-  o.plugins.push_back({ANALYTICS_PATH, "{" + std::string(kEvents) + extra_config + "}"});
+  o.plugins.push_back({WEP_ANALYTICS_PATH, "{" + std::string(kEvents) + extra_config + "}"});
   return o;
 }
 
 // Quick maintenance ticks and the ndjson transport writing to `ndjson`.
 std::string delivering_config(const fs::path& ndjson) {
   return R"(, "flush_interval_ms": 10, "maintenance_interval_ms": 50, "transport": {"plugin": ")" +
-         std::string(NDJSON_PATH) + R"(", "config": {"path": ")" + ndjson.string() + R"(", "fsync": false}})";
+         std::string(WEP_NDJSON_PATH) + R"(", "config": {"path": ")" + ndjson.string() + R"(", "fsync": false}})";
 }
 
 fs::path queue_file(const fs::path& data_dir) { return data_dir / "plugins/analytics/analytics.db"; }
 
 std::string payload_n(int n) { return R"({"kind": "text", "n": )" + std::to_string(n) + "}"; }
 
-int64_t analytics_stat(host_stub::Host& host, const char* name) {
+int64_t analytics_stat(wep::host_stub::Host& host, const char* name) {
   return stat(host.stats_json(), (std::string("/plugins/analytics/") + name).c_str());
 }
 
 // Waits (bounded) until the analytics counter `name` reaches `value`.
-bool wait_for_stat(host_stub::Host& host, const char* name, int64_t value) {
+bool wait_for_stat(wep::host_stub::Host& host, const char* name, int64_t value) {
   const auto deadline = std::chrono::steady_clock::now() + 20s;
   while (analytics_stat(host, name) < value) {
     if (std::chrono::steady_clock::now() > deadline) return false;
@@ -72,7 +72,7 @@ std::vector<int> delivered_ns(const fs::path& ndjson) {
   return ns;
 }
 
-std::vector<int> ns_of(const std::vector<analytics_test::Row>& rows) {
+std::vector<int> ns_of(const std::vector<wep::test::Row>& rows) {
   std::vector<int> ns;
   for (const auto& row : rows) {
     const auto at = row.properties ? row.properties->find("\"n\":") : std::string::npos;
@@ -87,7 +87,7 @@ BOOST_AUTO_TEST_CASE(a_deleted_queue_file_is_noticed_recreated_and_later_rows_ar
   TempDir dir;
   const fs::path data = dir / "host";
   const fs::path ndjson = dir / "delivered.ndjson";
-  host_stub::Host host(options(data, delivering_config(ndjson)));
+  wep::host_stub::Host host(options(data, delivering_config(ndjson)));
   for (int n = 1; n <= 3; ++n) host.mutate("note.created", payload_n(n));
   BOOST_TEST(host.pending().value_or(-1) == 3);
 
@@ -110,12 +110,12 @@ BOOST_AUTO_TEST_CASE(a_queue_file_replaced_by_another_queue_is_used_as_found) {
   TempDir dir;
   const fs::path other = dir / "other";
   {
-    host_stub::Host host(options(other));
+    wep::host_stub::Host host(options(other));
     host.mutate("note.created", payload_n(100));
     host.mutate("note.created", payload_n(101));
   }
   const fs::path data = dir / "host";
-  host_stub::Host host(options(data, R"(, "maintenance_interval_ms": 50)"));
+  wep::host_stub::Host host(options(data, R"(, "maintenance_interval_ms": 50)"));
   for (int n = 1; n <= 3; ++n) host.mutate("note.created", payload_n(n));
   BOOST_TEST(host.pending().value_or(-1) == 3);
 
@@ -134,11 +134,11 @@ BOOST_AUTO_TEST_CASE(the_readable_rows_of_a_damaged_file_are_salvaged_into_the_f
   const fs::path data = dir / "host";
   constexpr int kRows = 3000;
   {
-    host_stub::Host host(options(data));
+    wep::host_stub::Host host(options(data));
     for (int n = 0; n < kRows; ++n) host.mutate("note.created", payload_n(n));
   }
   const fs::path file = queue_file(data);
-  std::vector<analytics_test::Row> before = Db(file).rows();
+  std::vector<wep::test::Row> before = Db(file).rows();
   BOOST_REQUIRE(before.size() == static_cast<size_t>(kRows));
   const auto size = fs::file_size(file);
   BOOST_REQUIRE(size > 40 * 4096);
@@ -150,7 +150,7 @@ BOOST_AUTO_TEST_CASE(the_readable_rows_of_a_damaged_file_are_salvaged_into_the_f
     io.write(junk.data(), static_cast<std::streamsize>(junk.size()));
   }
 
-  host_stub::Host host(options(data));
+  wep::host_stub::Host host(options(data));
   const std::string stats = host.stats_json();
   BOOST_TEST(stat(stats, "/plugins/analytics/corrupt_recoveries") == 1);
   const int64_t salvaged = stat(stats, "/plugins/analytics/salvaged_rows");
@@ -163,9 +163,9 @@ BOOST_AUTO_TEST_CASE(the_readable_rows_of_a_damaged_file_are_salvaged_into_the_f
   host.mutate("note.created", payload_n(kRows));
   BOOST_TEST(host.pending().value_or(-1) == salvaged + 1);
   // Salvaged rows keep their ids and contents; the new row comes after them.
-  std::map<int64_t, analytics_test::Row> original;
+  std::map<int64_t, wep::test::Row> original;
   for (auto& row : before) original[row.id] = row;
-  const std::vector<analytics_test::Row> after = Db(file).rows();
+  const std::vector<wep::test::Row> after = Db(file).rows();
   BOOST_REQUIRE(after.size() == static_cast<size_t>(salvaged + 1));
   for (size_t i = 0; i + 1 < after.size(); ++i) {
     const auto found = original.find(after[i].id);

@@ -23,10 +23,10 @@
 #include <vector>
 #include <wep/host_api_table.hpp>
 #include <wep/plugin_host.hpp>
-#include <wep_test/fake_host.hpp>
-#include <wep_test/temp_dir.hpp>
+#include <wep/test/fake_host.hpp>
+#include <wep/test/temp_dir.hpp>
 
-namespace analytics_test {
+namespace wep::test {
 
 namespace fs = std::filesystem;
 
@@ -117,7 +117,7 @@ class Db {
   sqlite3* db_ = nullptr;
 };
 
-// FakeHost (wep_test/fake_host.hpp) for the analytics plugin: plugin name
+// FakeHost (wep/test/fake_host.hpp) for the analytics plugin: plugin name
 // "analytics"; `event_log`: the host's event log to offer, if any (borrowed).
 class DirectHost final : public FakeHost {
  public:
@@ -244,4 +244,4 @@ inline int64_t now_ms() {
       .count();
 }
 
-}  // namespace analytics_test
+}  // namespace wep::test

@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "test_backend/backend.hpp"
+#include "wep/test_backend/backend.hpp"
 #include "transport_test_support.hpp"
 
 extern char** environ;

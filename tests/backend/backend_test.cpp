@@ -2,7 +2,7 @@
 // clients to the contract (headers, query, body schema), stores rows once,
 // serves them back, persists them, and counts what it saw.
 #define BOOST_TEST_MODULE test_backend
-#include "test_backend/backend.hpp"
+#include "wep/test_backend/backend.hpp"
 
 #include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPRequest.h>

@@ -86,7 +86,7 @@ BOOST_AUTO_TEST_CASE(a_users_text_file_is_refused_and_left_byte_for_byte) {
   const auto file = dir.path() / "notes.txt";
   const std::string text = "shopping list:\nmilk\neggs\nbread\ncall mum on sunday";  // no final newline
   write_all(file, text);
-  LoadedTransport transport(NDJSON_PATH, config_for("notes.txt"), dir.str());
+  LoadedTransport transport(WEP_NDJSON_PATH, config_for("notes.txt"), dir.str());
   const std::string error = transport.start();
   BOOST_TEST(contains(error, "'path'"), error);
   BOOST_TEST(contains(error, "not the transport's file"), error);
@@ -98,7 +98,7 @@ BOOST_AUTO_TEST_CASE(a_text_file_ending_in_a_newline_is_refused_too) {
   TempDir dir;
   const std::string text = "{\"event_id\":\"a\"}\nnot a row\n";
   write_all(dir.path() / "mixed.ndjson", text);
-  LoadedTransport transport(NDJSON_PATH, config_for("mixed.ndjson"), dir.str());
+  LoadedTransport transport(WEP_NDJSON_PATH, config_for("mixed.ndjson"), dir.str());
   const std::string error = transport.start();
   BOOST_TEST(contains(error, "line 2 is not a row"), error);
   BOOST_TEST(read_all(dir.path() / "mixed.ndjson") == text);
@@ -119,7 +119,7 @@ BOOST_AUTO_TEST_CASE(a_relative_path_leading_out_of_the_data_directory_is_refuse
 
   std::filesystem::create_symlink(dir.path(), data_dir / "escape");
   for (const std::string path : {"../analytics.db", "sub/../../analytics.db", "escape/x.ndjson", "..", "."}) {
-    LoadedTransport transport(NDJSON_PATH, config_for(path), data_dir.string());
+    LoadedTransport transport(WEP_NDJSON_PATH, config_for(path), data_dir.string());
     const std::string error = transport.start();
     BOOST_TEST_INFO("path " << path);
     BOOST_TEST(contains(error, "'path'"), error);
@@ -131,7 +131,7 @@ BOOST_AUTO_TEST_CASE(a_relative_path_leading_out_of_the_data_directory_is_refuse
 
   // The same database named by an absolute path: refused as not the
   // transport's file, still untouched.
-  LoadedTransport transport(NDJSON_PATH, config_for(queue.string()), data_dir.string());
+  LoadedTransport transport(WEP_NDJSON_PATH, config_for(queue.string()), data_dir.string());
   const std::string error = transport.start();
   BOOST_TEST(contains(error, "not the transport's file"), error);
   BOOST_TEST(read_all(queue) == before);
@@ -143,13 +143,13 @@ BOOST_AUTO_TEST_CASE(an_absolute_path_outside_the_data_directory_is_owned_with_i
   Rows rows;
   rows.add_range(1, 3);
   {
-    LoadedTransport transport(NDJSON_PATH, config_for(outside.string()), (dir.path() / "data").string());
+    LoadedTransport transport(WEP_NDJSON_PATH, config_for(outside.string()), (dir.path() / "data").string());
     BOOST_REQUIRE_EQUAL(transport.start(), "");
     BOOST_TEST(delivered(transport, rows));
   }
   BOOST_TEST(count_lines(outside) == 3u);
   BOOST_TEST(std::filesystem::exists(dir.path() / "exports" / "events.ndjson.index"));
-  LoadedTransport transport(NDJSON_PATH, config_for(outside.string()), (dir.path() / "data").string());
+  LoadedTransport transport(WEP_NDJSON_PATH, config_for(outside.string()), (dir.path() / "data").string());
   BOOST_REQUIRE_EQUAL(transport.start(), "");
   BOOST_TEST(delivered(transport, rows));
   BOOST_TEST(count_lines(outside) == 3u);
@@ -159,7 +159,7 @@ BOOST_AUTO_TEST_CASE(a_file_of_rows_without_an_index_is_adopted_and_deduplicated
   TempDir dir;
   const auto file = dir.path() / "events.ndjson";
   write_all(file, row_line(1) + row_line(2));
-  LoadedTransport transport(NDJSON_PATH, config_for("events.ndjson"), dir.str());
+  LoadedTransport transport(WEP_NDJSON_PATH, config_for("events.ndjson"), dir.str());
   BOOST_REQUIRE_EQUAL(transport.start(), "");
   Rows rows;
   rows.add_range(1, 3);
@@ -175,13 +175,13 @@ BOOST_AUTO_TEST_CASE(lines_appended_by_someone_else_after_the_index_are_refused)
   Rows rows;
   rows.add_range(1, 2);
   {
-    LoadedTransport transport(NDJSON_PATH, config_for("events.ndjson"), dir.str());
+    LoadedTransport transport(WEP_NDJSON_PATH, config_for("events.ndjson"), dir.str());
     BOOST_REQUIRE_EQUAL(transport.start(), "");
     BOOST_TEST(delivered(transport, rows));
   }
   std::ofstream(file, std::ios::app) << "a note someone added\n";
   const std::string before = read_all(file);
-  LoadedTransport transport(NDJSON_PATH, config_for("events.ndjson"), dir.str());
+  LoadedTransport transport(WEP_NDJSON_PATH, config_for("events.ndjson"), dir.str());
   const std::string error = transport.start();
   BOOST_TEST(contains(error, "did not write"), error);
   BOOST_TEST(read_all(file) == before);
@@ -193,14 +193,14 @@ BOOST_AUTO_TEST_CASE(rows_written_before_a_crash_but_not_indexed_are_not_written
   Rows first;
   first.add_range(1, 2);
   {
-    LoadedTransport transport(NDJSON_PATH, config_for("events.ndjson"), dir.str());
+    LoadedTransport transport(WEP_NDJSON_PATH, config_for("events.ndjson"), dir.str());
     BOOST_REQUIRE_EQUAL(transport.start(), "");
     BOOST_TEST(delivered(transport, first));
   }
   // The file got rows 3 and 4 but the index commit was lost (a crash between
   // the two); the torn start of row 5 follows.
   std::ofstream(file, std::ios::app | std::ios::binary) << row_line(3) << row_line(4) << "{\"event_id\":\"00000";
-  LoadedTransport transport(NDJSON_PATH, config_for("events.ndjson"), dir.str());
+  LoadedTransport transport(WEP_NDJSON_PATH, config_for("events.ndjson"), dir.str());
   BOOST_REQUIRE_EQUAL(transport.start(), "");
   Rows again;
   again.add_range(1, 5);
@@ -215,13 +215,13 @@ BOOST_AUTO_TEST_CASE(a_replaced_file_is_reindexed_from_its_own_rows) {
   Rows first;
   first.add_range(1, 3);
   {
-    LoadedTransport transport(NDJSON_PATH, config_for("events.ndjson"), dir.str());
+    LoadedTransport transport(WEP_NDJSON_PATH, config_for("events.ndjson"), dir.str());
     BOOST_REQUIRE_EQUAL(transport.start(), "");
     BOOST_TEST(delivered(transport, first));
   }
   // Replaced by another file of rows (a restored backup, say), longer than before.
   write_all(file, row_line(10) + row_line(11) + row_line(12) + row_line(13));
-  LoadedTransport transport(NDJSON_PATH, config_for("events.ndjson"), dir.str());
+  LoadedTransport transport(WEP_NDJSON_PATH, config_for("events.ndjson"), dir.str());
   BOOST_REQUIRE_EQUAL(transport.start(), "");
   Rows rows;
   rows.add(1).add(10).add(13);
@@ -236,12 +236,12 @@ BOOST_AUTO_TEST_CASE(an_emptied_file_starts_a_new_index) {
   Rows rows;
   rows.add_range(1, 2);
   {
-    LoadedTransport transport(NDJSON_PATH, config_for("events.ndjson"), dir.str());
+    LoadedTransport transport(WEP_NDJSON_PATH, config_for("events.ndjson"), dir.str());
     BOOST_REQUIRE_EQUAL(transport.start(), "");
     BOOST_TEST(delivered(transport, rows));
   }
   write_all(dir.path() / "events.ndjson", "");  // emptied by the user: its rows are gone
-  LoadedTransport transport(NDJSON_PATH, config_for("events.ndjson"), dir.str());
+  LoadedTransport transport(WEP_NDJSON_PATH, config_for("events.ndjson"), dir.str());
   BOOST_REQUIRE_EQUAL(transport.start(), "");
   BOOST_TEST(delivered(transport, rows));
   BOOST_TEST(count_lines(dir.path() / "events.ndjson") == 2u);
@@ -261,7 +261,7 @@ BOOST_AUTO_TEST_CASE(deduplication_memory_does_not_grow_with_the_file) {
   const bool peak_resettable = reset_peak_rss();
   const long before_kib = current_rss_kib();
   {
-    LoadedTransport transport(NDJSON_PATH, config_for("events.ndjson"), dir.str());
+    LoadedTransport transport(WEP_NDJSON_PATH, config_for("events.ndjson"), dir.str());
     BOOST_REQUIRE_EQUAL(transport.start(), "");  // adopts the file: indexes every id
     Rows rows;
     rows.add(1).add(kRows / 2).add(kRows).add(kRows + 1);
@@ -272,7 +272,7 @@ BOOST_AUTO_TEST_CASE(deduplication_memory_does_not_grow_with_the_file) {
   BOOST_TEST(count_lines(file) == kRows + 1);
   {
     // A restart reads nothing but the index.
-    LoadedTransport transport(NDJSON_PATH, config_for("events.ndjson"), dir.str());
+    LoadedTransport transport(WEP_NDJSON_PATH, config_for("events.ndjson"), dir.str());
     BOOST_REQUIRE_EQUAL(transport.start(), "");
     Rows rows;
     rows.add(7).add(kRows + 1);

@@ -45,7 +45,7 @@ std::string read_all(const std::filesystem::path& file) {
 BOOST_AUTO_TEST_CASE(appends_one_line_per_row_in_the_supabase_shape) {
   TempDir dir;
   {
-    LoadedTransport transport(NDJSON_PATH, "{\"path\":\"out/events.ndjson\"}", dir.str());
+    LoadedTransport transport(WEP_NDJSON_PATH, "{\"path\":\"out/events.ndjson\"}", dir.str());
     BOOST_REQUIRE_EQUAL(transport.start(), "");
     Rows rows;
     rows.add(1, "note_created", "{\"words\":3}").add(2, "note_deleted", "", "").add(3);
@@ -73,7 +73,7 @@ BOOST_AUTO_TEST_CASE(re_sends_do_not_duplicate_even_across_restarts) {
   Rows first;
   first.add_range(1, 3);
   {
-    LoadedTransport transport(NDJSON_PATH, "{\"path\":\"events.ndjson\",\"fsync\":false}", dir.str());
+    LoadedTransport transport(WEP_NDJSON_PATH, "{\"path\":\"events.ndjson\",\"fsync\":false}", dir.str());
     BOOST_REQUIRE_EQUAL(transport.start(), "");
     CHECK_VERDICT(transport.send(first), WEP_VERDICT_DELIVERED);
     CHECK_VERDICT(transport.send(first), WEP_VERDICT_DELIVERED);
@@ -81,7 +81,7 @@ BOOST_AUTO_TEST_CASE(re_sends_do_not_duplicate_even_across_restarts) {
   BOOST_CHECK_EQUAL(read_lines(file).size(), 3u);
   {
     // A new process after a crash: the ids come back from the file.
-    LoadedTransport transport(NDJSON_PATH, "{\"path\":\"events.ndjson\"}", dir.str());
+    LoadedTransport transport(WEP_NDJSON_PATH, "{\"path\":\"events.ndjson\"}", dir.str());
     BOOST_REQUIRE_EQUAL(transport.start(), "");
     CHECK_VERDICT(transport.send(first), WEP_VERDICT_DELIVERED);
     Rows mixed;
@@ -100,7 +100,7 @@ BOOST_AUTO_TEST_CASE(a_torn_last_line_is_cut_off_and_its_rows_written_again) {
   Rows rows;
   rows.add_range(1, 2);
   {
-    LoadedTransport transport(NDJSON_PATH, "{\"path\":\"events.ndjson\"}", dir.str());
+    LoadedTransport transport(WEP_NDJSON_PATH, "{\"path\":\"events.ndjson\"}", dir.str());
     BOOST_REQUIRE_EQUAL(transport.start(), "");
     CHECK_VERDICT(transport.send(rows), WEP_VERDICT_DELIVERED);
   }
@@ -109,7 +109,7 @@ BOOST_AUTO_TEST_CASE(a_torn_last_line_is_cut_off_and_its_rows_written_again) {
     std::ofstream torn(file, std::ios::app | std::ios::binary);
     torn << "{\"event_id\":\"" << wep::test::event_id_for(3) << "\",\"event_ty";  // a crash mid-write
   }
-  LoadedTransport transport(NDJSON_PATH, "{\"path\":\"events.ndjson\"}", dir.str());
+  LoadedTransport transport(WEP_NDJSON_PATH, "{\"path\":\"events.ndjson\"}", dir.str());
   BOOST_REQUIRE_EQUAL(transport.start(), "");
   BOOST_CHECK_EQUAL(read_all(file), whole);
   Rows again;
@@ -125,7 +125,7 @@ BOOST_AUTO_TEST_CASE(a_torn_last_line_is_cut_off_and_its_rows_written_again) {
 
 BOOST_AUTO_TEST_CASE(a_row_that_cannot_be_encoded_is_flagged_and_nothing_is_written) {
   TempDir dir;
-  LoadedTransport transport(NDJSON_PATH, "{\"path\":\"events.ndjson\"}", dir.str());
+  LoadedTransport transport(WEP_NDJSON_PATH, "{\"path\":\"events.ndjson\"}", dir.str());
   BOOST_REQUIRE_EQUAL(transport.start(), "");
   Rows rows;
   rows.add(1).add(2, "note_created", "[1,2]");
@@ -137,9 +137,9 @@ BOOST_AUTO_TEST_CASE(a_row_that_cannot_be_encoded_is_flagged_and_nothing_is_writ
 
 BOOST_AUTO_TEST_CASE(a_second_instance_on_the_same_file_is_refused) {
   TempDir dir;
-  LoadedTransport first(NDJSON_PATH, "{\"path\":\"events.ndjson\"}", dir.str());
+  LoadedTransport first(WEP_NDJSON_PATH, "{\"path\":\"events.ndjson\"}", dir.str());
   BOOST_REQUIRE_EQUAL(first.start(), "");
-  LoadedTransport second(NDJSON_PATH, "{\"path\":\"" + (dir.path() / "events.ndjson").string() + "\"}", dir.str());
+  LoadedTransport second(WEP_NDJSON_PATH, "{\"path\":\"" + (dir.path() / "events.ndjson").string() + "\"}", dir.str());
   const std::string error = second.start();
   BOOST_CHECK(error.find("'path'") != std::string::npos);
   BOOST_CHECK(error.find("in use") != std::string::npos);
@@ -158,7 +158,7 @@ BOOST_AUTO_TEST_CASE(bad_configs_are_refused_naming_the_key) {
       {"not json", "not valid JSON"},
   };
   for (const auto& [config, expected] : cases) {
-    LoadedTransport transport(NDJSON_PATH, config, dir.str());
+    LoadedTransport transport(WEP_NDJSON_PATH, config, dir.str());
     const std::string error = transport.start();
     BOOST_TEST_CONTEXT("config " << config) {
       BOOST_CHECK_MESSAGE(error.find(expected) != std::string::npos, "error '" << error << "' lacks " << expected);
@@ -172,13 +172,13 @@ BOOST_AUTO_TEST_CASE(load_start_send_stop_unload_100_times) {
   constexpr int kCycles = 100;
   for (int cycle = 0; cycle < kCycles; ++cycle) {
     {
-      LoadedTransport transport(NDJSON_PATH, "{\"path\":\"events.ndjson\"}", dir.str());
+      LoadedTransport transport(WEP_NDJSON_PATH, "{\"path\":\"events.ndjson\"}", dir.str());
       BOOST_REQUIRE_EQUAL(transport.start(), "");
       Rows rows;
       rows.add(cycle + 1);
       CHECK_VERDICT(transport.send(rows), WEP_VERDICT_DELIVERED);
     }
-    BOOST_REQUIRE_MESSAGE(!wep::test::is_mapped(NDJSON_PATH), "still mapped after cycle " << cycle);
+    BOOST_REQUIRE_MESSAGE(!wep::test::is_mapped(WEP_NDJSON_PATH), "still mapped after cycle " << cycle);
   }
   BOOST_CHECK_EQUAL(read_lines(dir.path() / "events.ndjson").size(), static_cast<size_t>(kCycles));
 }

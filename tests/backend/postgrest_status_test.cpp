@@ -9,9 +9,9 @@
 #include <boost/test/unit_test.hpp>
 #include <optional>
 #include <string>
-#include <wep_support/http_text.hpp>
+#include <wep/support/http_text.hpp>
 
-using supabase::verdict_for_status;
+using wep::supabase::verdict_for_status;
 using wep::transport::is_loopback_host;
 using wep::transport::is_wire_safe_url_path;
 using wep::transport::parse_retry_after_ms;

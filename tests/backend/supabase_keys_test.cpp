@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "test_backend/backend.hpp"
+#include "wep/test_backend/backend.hpp"
 #include "transport_test_support.hpp"
 
 using wep::test::Backend;
@@ -66,7 +66,7 @@ std::string config(const std::string& url, const std::string& api_key, const std
 // Starts a transport with `config_json`; its start error ("" when started).
 std::string start_error(const std::string& config_json) {
   TempDir dir;
-  LoadedTransport transport(SUPABASE_PATH, config_json, dir.str());
+  LoadedTransport transport(WEP_SUPABASE_PATH, config_json, dir.str());
   return transport.start();
 }
 
@@ -81,7 +81,7 @@ BackendOptions with_key(const std::string& key) {
 BOOST_AUTO_TEST_CASE(a_publishable_key_goes_in_the_apikey_header_only) {
   Backend backend(with_key("sb_publishable_AbCdEf0123456789_xyz"));
   TempDir dir;
-  LoadedTransport transport(SUPABASE_PATH, config(backend.url(), backend.api_key()), dir.str());
+  LoadedTransport transport(WEP_SUPABASE_PATH, config(backend.url(), backend.api_key()), dir.str());
   BOOST_REQUIRE_EQUAL(transport.start(), "");
   Rows rows;
   rows.add(1);
@@ -97,7 +97,7 @@ BOOST_AUTO_TEST_CASE(a_publishable_key_goes_in_the_apikey_header_only) {
 BOOST_AUTO_TEST_CASE(a_legacy_anon_jwt_goes_in_apikey_and_as_bearer) {
   Backend backend(with_key(jwt("anon")));
   TempDir dir;
-  LoadedTransport transport(SUPABASE_PATH, config(backend.url(), backend.api_key()), dir.str());
+  LoadedTransport transport(WEP_SUPABASE_PATH, config(backend.url(), backend.api_key()), dir.str());
   BOOST_REQUIRE_EQUAL(transport.start(), "");
   Rows rows;
   rows.add(1);
@@ -156,7 +156,7 @@ BOOST_AUTO_TEST_CASE(the_url_path_stays_percent_encoded_on_the_wire) {
   Backend backend(options);
   TempDir dir;
   const std::string url = "http://127.0.0.1:" + std::to_string(backend.port()) + "/base%0D%0AX-Injected:%201%3F%23";
-  LoadedTransport transport(SUPABASE_PATH, config(url, backend.api_key()), dir.str());
+  LoadedTransport transport(WEP_SUPABASE_PATH, config(url, backend.api_key()), dir.str());
   BOOST_REQUIRE_EQUAL(transport.start(), "");
   Rows rows;
   rows.add(1);
@@ -193,7 +193,7 @@ BOOST_AUTO_TEST_CASE(plain_http_is_refused_unless_the_host_is_loopback) {
 BOOST_AUTO_TEST_CASE(only_postgrests_201_counts_as_delivered) {
   Backend backend;
   TempDir dir;
-  LoadedTransport transport(SUPABASE_PATH, config(backend.url(), backend.api_key()), dir.str());
+  LoadedTransport transport(WEP_SUPABASE_PATH, config(backend.url(), backend.api_key()), dir.str());
   BOOST_REQUIRE_EQUAL(transport.start(), "");
   Rows rows;
   rows.add(1);
@@ -220,7 +220,7 @@ BOOST_AUTO_TEST_CASE(only_postgrests_201_counts_as_delivered) {
 BOOST_AUTO_TEST_CASE(failures_carry_the_status_and_postgrests_error_object) {
   Backend backend;
   TempDir dir;
-  LoadedTransport transport(SUPABASE_PATH, config(backend.url(), backend.api_key()), dir.str());
+  LoadedTransport transport(WEP_SUPABASE_PATH, config(backend.url(), backend.api_key()), dir.str());
   BOOST_REQUIRE_EQUAL(transport.start(), "");
   Rows rows;
   rows.add(1).add(2);

@@ -130,7 +130,7 @@ BOOST_AUTO_TEST_CASE(lookups_are_not_bounded_in_thread_sanitizer_builds) {
 
 BOOST_AUTO_TEST_CASE(a_lookup_that_is_never_answered_is_bounded_by_the_timeout) {
   TempDir dir;
-  LoadedTransport transport(SUPABASE_PATH, config(kTimeoutName, 500), dir.str());
+  LoadedTransport transport(WEP_SUPABASE_PATH, config(kTimeoutName, 500), dir.str());
   BOOST_REQUIRE_EQUAL(transport.start(), "");
   Rows rows;
   rows.add(1);
@@ -151,7 +151,7 @@ BOOST_AUTO_TEST_CASE(a_lookup_that_is_never_answered_is_bounded_by_the_timeout) 
 
 BOOST_AUTO_TEST_CASE(cancel_ends_a_send_stuck_in_the_lookup) {
   TempDir dir;
-  LoadedTransport transport(SUPABASE_PATH, config(kCancelName, 30000),
+  LoadedTransport transport(WEP_SUPABASE_PATH, config(kCancelName, 30000),
                             dir.str());  // 30 s: only cancel() ends it sooner
   BOOST_REQUIRE_EQUAL(transport.start(), "");
   Rows rows;

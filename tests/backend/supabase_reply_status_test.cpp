@@ -6,7 +6,7 @@
 #define BOOST_TEST_MODULE supabase_reply_status
 #include <boost/test/unit_test.hpp>
 
-#include "test_backend/backend.hpp"
+#include "wep/test_backend/backend.hpp"
 #include "transport_test_support.hpp"
 
 using wep::test::Backend;
@@ -18,7 +18,7 @@ using wep::test::test_certificates;
 BOOST_AUTO_TEST_CASE(status_codes_outside_the_http_status_enum_get_a_verdict) {
   Backend backend;
   TempDir data_dir;
-  LoadedTransport transport(SUPABASE_PATH,
+  LoadedTransport transport(WEP_SUPABASE_PATH,
                             "{\"url\":\"" + backend.url() + "\",\"api_key\":\"" + backend.api_key() +
                                 "\",\"ca_file\":\"" + test_certificates().ca_file + "\"}",
                             data_dir.str());

@@ -16,7 +16,7 @@
 #include <chrono>
 #include <thread>
 
-#include "test_backend/backend.hpp"
+#include "wep/test_backend/backend.hpp"
 #include "transport_test_support.hpp"
 
 using namespace std::chrono_literals;
@@ -42,7 +42,7 @@ struct Fixture {
   LoadedTransport transport;
 
   explicit Fixture(BackendOptions options = {}, const std::string& extra_config = "")
-      : backend(std::move(options)), transport(SUPABASE_PATH, config_for(backend, extra_config), data_dir.str()) {
+      : backend(std::move(options)), transport(WEP_SUPABASE_PATH, config_for(backend, extra_config), data_dir.str()) {
     const std::string error = transport.start();
     BOOST_REQUIRE_MESSAGE(error.empty(), error);
   }
@@ -101,7 +101,7 @@ BOOST_AUTO_TEST_CASE(delivers_a_batch_as_the_contract_says) {
 BOOST_AUTO_TEST_CASE(ip_address_url_is_verified_against_the_ip_san) {
   Backend backend;
   TempDir dir;
-  LoadedTransport transport(SUPABASE_PATH, config_for(backend, "", backend.ip_url()), dir.str());
+  LoadedTransport transport(WEP_SUPABASE_PATH, config_for(backend, "", backend.ip_url()), dir.str());
   BOOST_REQUIRE_EQUAL(transport.start(), "");
   Rows rows;
   rows.add(1);
@@ -260,7 +260,7 @@ BOOST_AUTO_TEST_CASE(auth_permission_and_missing_table_fail_with_the_cause) {
   rows.add(1);
   {
     const std::string wrong_key = "wrong-key-12345";
-    LoadedTransport transport(SUPABASE_PATH,
+    LoadedTransport transport(WEP_SUPABASE_PATH,
                               "{\"url\":\"" + backend.url() + "\",\"api_key\":\"" + wrong_key + "\",\"ca_file\":\"" +
                                   test_certificates().ca_file + "\"}",
                               dir.str());
@@ -273,7 +273,7 @@ BOOST_AUTO_TEST_CASE(auth_permission_and_missing_table_fail_with_the_cause) {
     for (const auto& line : transport.logs()) BOOST_CHECK(line.find(wrong_key) == std::string::npos);
   }
   {
-    LoadedTransport transport(SUPABASE_PATH, config_for(backend), dir.str());
+    LoadedTransport transport(WEP_SUPABASE_PATH, config_for(backend), dir.str());
     BOOST_REQUIRE_EQUAL(transport.start(), "");
     backend.fail_next(1, 403);
     const auto outcome = transport.send(rows);
@@ -282,7 +282,7 @@ BOOST_AUTO_TEST_CASE(auth_permission_and_missing_table_fail_with_the_cause) {
     BOOST_CHECK(outcome.reason.find("permission") != std::string::npos);
   }
   {
-    LoadedTransport transport(SUPABASE_PATH, config_for(backend, ",\"table\":\"no_such_table\""), dir.str());
+    LoadedTransport transport(WEP_SUPABASE_PATH, config_for(backend, ",\"table\":\"no_such_table\""), dir.str());
     BOOST_REQUIRE_EQUAL(transport.start(), "");
     const auto outcome = transport.send(rows);
     CHECK_VERDICT(outcome, WEP_VERDICT_FAILED);
@@ -358,7 +358,7 @@ struct SilentServer {
 BOOST_AUTO_TEST_CASE(a_server_that_never_answers_the_tls_handshake_is_bounded_by_the_timeout) {
   SilentServer silent;
   TempDir dir;
-  LoadedTransport transport(SUPABASE_PATH, silent.config(300), dir.str());
+  LoadedTransport transport(WEP_SUPABASE_PATH, silent.config(300), dir.str());
   BOOST_REQUIRE_EQUAL(transport.start(), "");
   Rows rows;
   rows.add(1);
@@ -385,7 +385,7 @@ BOOST_AUTO_TEST_CASE(a_server_that_never_answers_the_tls_handshake_is_bounded_by
 BOOST_AUTO_TEST_CASE(cancel_ends_a_send_stuck_in_the_tls_handshake) {
   SilentServer silent;
   TempDir dir;
-  LoadedTransport transport(SUPABASE_PATH, silent.config(30000), dir.str());  // 30 s: only cancel() ends it sooner
+  LoadedTransport transport(WEP_SUPABASE_PATH, silent.config(30000), dir.str());  // 30 s: only cancel() ends it sooner
   BOOST_REQUIRE_EQUAL(transport.start(), "");
   Rows rows;
   rows.add(1);
@@ -417,7 +417,7 @@ BOOST_AUTO_TEST_CASE(a_host_name_that_does_not_resolve_is_retried_later) {
   // or does not answer within timeout_ms, the rows are kept for a retry.
   TempDir dir;
   LoadedTransport transport(
-      SUPABASE_PATH, "{\"url\":\"https://no-such-project.invalid\",\"api_key\":\"k\",\"timeout_ms\":2000}", dir.str());
+      WEP_SUPABASE_PATH, "{\"url\":\"https://no-such-project.invalid\",\"api_key\":\"k\",\"timeout_ms\":2000}", dir.str());
   BOOST_REQUIRE_EQUAL(transport.start(), "");
   Rows rows;
   rows.add(1);
@@ -471,12 +471,12 @@ BOOST_AUTO_TEST_CASE(an_untrusted_certificate_is_refused_without_any_prompt) {
   {
     // The test CA is not in the system store either.
     LoadedTransport transport(
-        SUPABASE_PATH, "{\"url\":\"" + backend.url() + "\",\"api_key\":\"" + backend.api_key() + "\"}", dir.str());
+        WEP_SUPABASE_PATH, "{\"url\":\"" + backend.url() + "\",\"api_key\":\"" + backend.api_key() + "\"}", dir.str());
     BOOST_REQUIRE_EQUAL(transport.start(), "");
     system_store = transport.send(rows);
   }
   {
-    LoadedTransport transport(SUPABASE_PATH, config_for(backend), dir.str());
+    LoadedTransport transport(WEP_SUPABASE_PATH, config_for(backend), dir.str());
     BOOST_REQUIRE_EQUAL(transport.start(), "");
     with_ca_file = transport.send(rows);
   }
@@ -508,7 +508,7 @@ BOOST_AUTO_TEST_CASE(a_certificate_for_another_host_is_refused) {
   Rows rows;
   rows.add(1);
   for (const std::string& url : {backend.url(), backend.ip_url()}) {
-    LoadedTransport transport(SUPABASE_PATH, config_for(backend, "", url), dir.str());
+    LoadedTransport transport(WEP_SUPABASE_PATH, config_for(backend, "", url), dir.str());
     BOOST_REQUIRE_EQUAL(transport.start(), "");
     const auto outcome = transport.send(rows);
     CHECK_VERDICT(outcome, WEP_VERDICT_FAILED);
@@ -524,7 +524,7 @@ BOOST_AUTO_TEST_CASE(an_unreachable_server_asks_to_retry) {
     url = backend.url();
   }  // stopped: nothing listens on the port any more
   TempDir dir;
-  LoadedTransport transport(SUPABASE_PATH,
+  LoadedTransport transport(WEP_SUPABASE_PATH,
                             "{\"url\":\"" + url + "\",\"api_key\":\"k\",\"timeout_ms\":2000,\"ca_file\":\"" +
                                 test_certificates().ca_file + "\"}",
                             dir.str());
@@ -540,7 +540,7 @@ BOOST_AUTO_TEST_CASE(a_server_that_closed_the_idle_connection_is_reconnected_tra
   auto backend = std::make_unique<Backend>();
   BackendOptions same_port;
   TempDir dir;
-  LoadedTransport transport(SUPABASE_PATH, config_for(*backend), dir.str());
+  LoadedTransport transport(WEP_SUPABASE_PATH, config_for(*backend), dir.str());
   BOOST_REQUIRE_EQUAL(transport.start(), "");
   Rows rows;
   rows.add(1);
@@ -559,7 +559,7 @@ BOOST_AUTO_TEST_CASE(plain_http_urls_work_for_local_testing) {
   options.plain_http = true;
   Backend backend(options);
   TempDir dir;
-  LoadedTransport transport(SUPABASE_PATH, "{\"url\":\"" + backend.url() + "\",\"api_key\":\"test-anon-key\"}",
+  LoadedTransport transport(WEP_SUPABASE_PATH, "{\"url\":\"" + backend.url() + "\",\"api_key\":\"test-anon-key\"}",
                             dir.str());
   BOOST_REQUIRE_EQUAL(transport.start(), "");
   Rows rows;
@@ -589,7 +589,7 @@ BOOST_AUTO_TEST_CASE(bad_configs_are_refused_naming_the_key) {
       {"[1,2]", "expected an object"},
   };
   for (const auto& [config, expected] : cases) {
-    LoadedTransport transport(SUPABASE_PATH, config, dir.str());
+    LoadedTransport transport(WEP_SUPABASE_PATH, config, dir.str());
     const std::string error = transport.start();
     BOOST_TEST_CONTEXT("config " << config) {
       BOOST_CHECK_MESSAGE(error.find(expected) != std::string::npos, "error '" << error << "' lacks " << expected);
@@ -604,14 +604,14 @@ BOOST_AUTO_TEST_CASE(load_start_send_stop_unload_100_times) {
   constexpr int kCycles = 100;
   for (int cycle = 0; cycle < kCycles; ++cycle) {
     {
-      LoadedTransport transport(SUPABASE_PATH, config_for(backend), dir.str());
+      LoadedTransport transport(WEP_SUPABASE_PATH, config_for(backend), dir.str());
       BOOST_REQUIRE_EQUAL(transport.start(), "");
       Rows rows;
       rows.add(cycle + 1);
       CHECK_VERDICT(transport.send(rows), WEP_VERDICT_DELIVERED);
       BOOST_CHECK_EQUAL(transport.stop(), WEP_OK);
     }
-    BOOST_REQUIRE_MESSAGE(!wep::test::is_mapped(SUPABASE_PATH), "the plugin is still mapped after cycle " << cycle);
+    BOOST_REQUIRE_MESSAGE(!wep::test::is_mapped(WEP_SUPABASE_PATH), "the plugin is still mapped after cycle " << cycle);
   }
   BOOST_CHECK_EQUAL(backend.row_count(), static_cast<size_t>(kCycles));
 }

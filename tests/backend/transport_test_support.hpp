@@ -11,9 +11,9 @@
 #include <vector>
 #include <wep/host_api_table.hpp>
 #include <wep/plugin_host.hpp>
-#include <wep_test/fake_host.hpp>
-#include <wep_test/mapped_library.hpp>
-#include <wep_test/temp_dir.hpp>
+#include <wep/test/fake_host.hpp>
+#include <wep/test/mapped_library.hpp>
+#include <wep/test/temp_dir.hpp>
 
 namespace wep::test {
 

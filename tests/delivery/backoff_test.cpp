@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <set>
 
-using analytics::Backoff;
+using wep::analytics::Backoff;
 
 BOOST_AUTO_TEST_CASE(ceiling_doubles_from_initial_up_to_max) {
   Backoff backoff(100, 1000, 7);

@@ -34,13 +34,13 @@
 #include <random>
 #include <set>
 #include <string>
-#include <test_backend/backend.hpp>
+#include <wep/test_backend/backend.hpp>
 #include <thread>
-#include <wep_test/child_process.hpp>
+#include <wep/test/child_process.hpp>
 
 #include "delivery_support.hpp"
 
-using namespace delivery_test;
+using namespace wep::test;
 using wep::test::ChildProcess;
 using namespace std::chrono_literals;
 
@@ -81,14 +81,14 @@ bool kill_stranded_new_rows(const wep::test::Backend& backend, const std::filesy
 
 std::string host_stub_config(const std::filesystem::path& data_dir, const wep::test::Backend& backend) {
   AnalyticsOptions analytics;
-  analytics.transport_plugin = SUPABASE_PATH;
+  analytics.transport_plugin = WEP_SUPABASE_PATH;
   analytics.batch_size = 20;  // many small requests: many chances to die between send and delete
   analytics.flush_interval_ms = 5;
   analytics.backoff_initial_ms = 5;
   analytics.backoff_max_ms = 100;
   analytics.transport_config_json =
       supabase_config_json(backend.url(), backend.api_key(), wep::test::test_certificates().ca_file);
-  return host_stub_config_json(data_dir, ANALYTICS_PATH, analytics);
+  return host_stub_config_json(data_dir, WEP_ANALYTICS_PATH, analytics);
 }
 
 uint64_t seed_from_environment() {

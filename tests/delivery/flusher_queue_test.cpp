@@ -13,13 +13,13 @@
 #include "queue_store.hpp"
 #include "stats.hpp"
 
-using analytics::FlusherQueue;
-using analytics::NewRow;
-using analytics::QueuedRow;
-using analytics::QueueStore;
-using analytics::Stats;
-using analytics::StoreError;
-using delivery_test::TempDir;
+using wep::analytics::FlusherQueue;
+using wep::analytics::NewRow;
+using wep::analytics::QueuedRow;
+using wep::analytics::QueueStore;
+using wep::analytics::Stats;
+using wep::analytics::StoreError;
+using wep::test::TempDir;
 
 namespace {
 
@@ -77,12 +77,12 @@ BOOST_FIXTURE_TEST_CASE(rows_carry_every_column_and_their_stable_event_id, Fixtu
   BOOST_TEST(rows[0].event_type == "a");
   BOOST_TEST(!rows[0].properties_json.has_value());
   BOOST_TEST(!rows[0].user_id.has_value());
-  BOOST_TEST(rows[0].event_id == analytics::event_id_for("", rows[0].id, kCreatedAt));
+  BOOST_TEST(rows[0].event_id == wep::analytics::event_id_for("", rows[0].id, kCreatedAt));
   BOOST_TEST(rows[1].event_type == "b");
   BOOST_TEST(rows[1].properties_json.value_or("") == R"({"k":1})");
   BOOST_TEST(rows[1].user_id.value_or("") == "user-2");
   BOOST_TEST(rows[1].created_at == kCreatedAt);
-  BOOST_TEST(rows[1].event_id == analytics::event_id_for("user-2", rows[1].id, kCreatedAt));
+  BOOST_TEST(rows[1].event_id == wep::analytics::event_id_for("user-2", rows[1].id, kCreatedAt));
   BOOST_TEST(rows[0].event_id != rows[1].event_id);
 }
 
@@ -90,7 +90,7 @@ BOOST_FIXTURE_TEST_CASE(restart_goes_back_to_the_oldest_unsettled_row, Fixture) 
   insert(1, 20);
   FlusherQueue queue(path, {}, stats, 10, 1 << 20);
   auto first = queue.next_batch();
-  queue.mark_delivered(analytics::id_ranges(ids_of(first)));
+  queue.mark_delivered(wep::analytics::id_ranges(ids_of(first)));
   auto second = queue.next_batch();  // its send fails: not settled
   BOOST_TEST(ids_of(second) == range(11, 20), boost::test_tools::per_element());
   queue.restart();
@@ -103,7 +103,7 @@ BOOST_FIXTURE_TEST_CASE(restart_goes_back_to_the_oldest_unsettled_row, Fixture) 
 BOOST_FIXTURE_TEST_CASE(delivered_rows_are_deleted_and_new_rows_follow, Fixture) {
   insert(1, 10);
   FlusherQueue queue(path, {}, stats, 10, 1 << 20);
-  queue.mark_delivered(analytics::id_ranges(ids_of(queue.next_batch())));
+  queue.mark_delivered(wep::analytics::id_ranges(ids_of(queue.next_batch())));
   insert(11, 5);    // stored while the first batch was in flight
   queue.restart();  // the drain ended with a short batch
   BOOST_TEST(ids_of(queue.next_batch()) == range(11, 15), boost::test_tools::per_element());
@@ -120,7 +120,7 @@ BOOST_FIXTURE_TEST_CASE(dead_letters_leave_the_queue_with_their_reason, Fixture)
   BOOST_TEST(store.count() == 4);
   BOOST_TEST(store.dead_letter_count() == 1);
   BOOST_TEST(stats.dead_lettered.load() == 1);
-  const auto dead = delivery_test::dead_letters(path);
+  const auto dead = wep::test::dead_letters(path);
   BOOST_TEST_REQUIRE(dead.size() == 1u);
   BOOST_TEST(dead[0].reason == "rejected (HTTP 400): bad row");
   BOOST_TEST(dead[0].properties == R"({"n":3})");
@@ -131,10 +131,10 @@ BOOST_FIXTURE_TEST_CASE(the_byte_cap_limits_a_batch_but_a_large_first_row_still_
   FlusherQueue queue(path, {}, stats, 100, 1024);
   const auto batch = queue.next_batch();
   size_t bytes = 0;
-  for (const auto& row : batch) bytes += analytics::queued_row_bytes(row);
+  for (const auto& row : batch) bytes += wep::analytics::queued_row_bytes(row);
   BOOST_TEST(batch.size() >= 2u);
   BOOST_TEST(bytes <= 1024u);                                              // within the cap
-  BOOST_TEST(bytes + analytics::queued_row_bytes(batch.front()) > 1024u);  // and as full as it can be (equal rows)
+  BOOST_TEST(bytes + wep::analytics::queued_row_bytes(batch.front()) > 1024u);  // and as full as it can be (equal rows)
 
   Fixture big;
   big.insert(1, 2, std::string(2000, 'y'));

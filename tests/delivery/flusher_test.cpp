@@ -13,7 +13,7 @@
 
 #include "delivery_support.hpp"
 
-using namespace delivery_test;
+using namespace wep::test;
 using namespace std::chrono_literals;
 
 namespace {
@@ -59,7 +59,7 @@ AnalyticsOptions scripted(const std::string& transport_config_json) {
   return options;
 }
 
-void mutate_notes(host_stub::Host& host, int64_t first_n, int64_t count) {
+void mutate_notes(wep::host_stub::Host& host, int64_t first_n, int64_t count) {
   for (int64_t n = first_n; n < first_n + count; ++n) host.mutate("note.created", payload(n));
 }
 
@@ -67,7 +67,7 @@ void mutate_notes(host_stub::Host& host, int64_t first_n, int64_t count) {
 
 BOOST_AUTO_TEST_CASE(delivers_every_row_once_in_batches_oldest_first) {
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, scripted("{}")));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, scripted("{}")));
   mutate_notes(host, 1, 120);
   BOOST_TEST(host.pending().value_or(-1) == 120);
 
@@ -97,7 +97,7 @@ BOOST_AUTO_TEST_CASE(delivers_every_row_once_in_batches_oldest_first) {
 
 BOOST_AUTO_TEST_CASE(rows_stored_while_online_are_sent_without_going_offline) {
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, scripted("{}")));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, scripted("{}")));
   host.set_online(true);
   for (int round = 0; round < 5; ++round) {
     mutate_notes(host, round * 10 + 1, 10);
@@ -111,7 +111,7 @@ BOOST_AUTO_TEST_CASE(byte_cap_limits_each_request) {
   TempDir dir;
   AnalyticsOptions options = scripted("{}");
   options.batch_max_bytes = 1024;  // the minimum; a row counts ~210 bytes (its columns and its JSON on the wire)
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, options));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, options));
   mutate_notes(host, 1, 60);
   host.set_online(true);
   BOOST_TEST(host.wait_delivered(30s).value_or(-1) == 0);
@@ -123,7 +123,7 @@ BOOST_AUTO_TEST_CASE(byte_cap_limits_each_request) {
 
 BOOST_AUTO_TEST_CASE(batch_rejected_as_a_whole_is_split_to_dead_letter_the_poison_row) {
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, scripted(R"({"reject_event_types":["poison"]})")));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, scripted(R"({"reject_event_types":["poison"]})")));
   mutate_notes(host, 1, 10);
   host.mutate("poison.made", payload(11));
   mutate_notes(host, 12, 10);
@@ -145,7 +145,7 @@ BOOST_AUTO_TEST_CASE(batch_rejected_as_a_whole_is_split_to_dead_letter_the_poiso
 
 BOOST_AUTO_TEST_CASE(exactly_identified_rejections_are_dead_lettered_without_splitting) {
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH,
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH,
                                     scripted(R"({"reject_event_types":["poison"],"identify_rejected":true})")));
   host.mutate("poison.made", payload(1));
   mutate_notes(host, 2, 10);
@@ -169,7 +169,7 @@ BOOST_AUTO_TEST_CASE(exactly_identified_rejections_are_dead_lettered_without_spl
 
 BOOST_AUTO_TEST_CASE(too_large_batches_are_split_until_they_fit) {
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, scripted(R"({"max_rows":8})")));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, scripted(R"({"max_rows":8})")));
   mutate_notes(host, 1, 30);
   host.set_online(true);
   BOOST_TEST(host.wait_delivered(30s).value_or(-1) == 0);
@@ -185,7 +185,7 @@ BOOST_AUTO_TEST_CASE(too_large_batches_are_split_until_they_fit) {
 
 BOOST_AUTO_TEST_CASE(a_single_row_too_large_is_dead_lettered) {
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, scripted(R"({"max_properties_bytes":20})")));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, scripted(R"({"max_properties_bytes":20})")));
   mutate_notes(host, 1, 5);
   host.mutate("note.created", payload(6, "abcdefghijklmnopqrstuvwxyz"));  // properties > 20 bytes
   mutate_notes(host, 7, 5);
@@ -206,7 +206,7 @@ BOOST_AUTO_TEST_CASE(transient_failures_back_off_then_deliver) {
   // honoured Retry-After takes 1.2 s.
   AnalyticsOptions options = scripted(R"({"fail_first":3,"fail_kind":"retry","retry_after_ms":400})");
   options.backoff_max_ms = 1000;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, options));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, options));
   mutate_notes(host, 1, 10);
   const auto started = std::chrono::steady_clock::now();
   host.set_online(true);
@@ -224,7 +224,7 @@ BOOST_AUTO_TEST_CASE(permanent_failure_keeps_every_row_reports_and_backs_off_at_
   TempDir dir;
   AnalyticsOptions options = scripted(R"({"fail_first":1000000,"fail_kind":"failed"})");
   options.backoff_max_ms = 600000;  // far beyond this test: only the first request may go out
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, options));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, options));
   mutate_notes(host, 1, 10);
   host.set_online(true);
   BOOST_TEST(eventually([&] { return stat(host, "retries") >= 1; }));
@@ -245,7 +245,7 @@ BOOST_AUTO_TEST_CASE(permanent_failures_keep_backing_off_at_the_maximum_over_tim
   AnalyticsOptions options = scripted(R"({"fail_first":1000000,"fail_kind":"failed"})");
   options.backoff_initial_ms = 5;
   options.backoff_max_ms = 400;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, options));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, options));
   mutate_notes(host, 1, 10);
   const auto started = std::chrono::steady_clock::now();
   host.set_online(true);
@@ -260,7 +260,7 @@ BOOST_AUTO_TEST_CASE(permanent_failures_keep_backing_off_at_the_maximum_over_tim
 
 BOOST_AUTO_TEST_CASE(disabled_sends_nothing_keeps_rows_and_resumes_when_enabled) {
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, scripted("{}")));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, scripted("{}")));
   mutate_notes(host, 1, 10);
   host.set_setting("analytics_enabled", "false");
   host.set_online(true);
@@ -280,7 +280,7 @@ BOOST_AUTO_TEST_CASE(disabled_sends_nothing_keeps_rows_and_resumes_when_enabled)
 
 BOOST_AUTO_TEST_CASE(going_offline_cancels_the_send_in_flight_and_keeps_rows) {
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, scripted(R"({"block_until_cancel":true})")));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, scripted(R"({"block_until_cancel":true})")));
   mutate_notes(host, 1, 5);
   host.set_online(true);
   BOOST_TEST_REQUIRE(eventually([&] { return stat(host, "requests") == 1; }));
@@ -296,7 +296,7 @@ BOOST_AUTO_TEST_CASE(going_offline_cancels_the_send_in_flight_and_keeps_rows) {
 
 BOOST_AUTO_TEST_CASE(stop_cancels_the_send_in_flight) {
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, scripted(R"({"block_until_cancel":true})")));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, scripted(R"({"block_until_cancel":true})")));
   mutate_notes(host, 1, 5);
   host.set_online(true);
   BOOST_TEST_REQUIRE(eventually([&] { return stat(host, "requests") == 1; }));
@@ -309,18 +309,18 @@ BOOST_AUTO_TEST_CASE(a_transport_that_cannot_be_loaded_refuses_the_start_naming_
   AnalyticsOptions options = scripted("{}");
   options.transport_plugin = (dir.path() / "no-such-transport.so").string();
   try {
-    host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, options));
+    wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, options));
     BOOST_FAIL("the host started with a missing transport");
-  } catch (const host_stub::HostError& e) {
+  } catch (const wep::host_stub::HostError& e) {
     BOOST_TEST(std::string(e.what()).find("transport") != std::string::npos, e.what());
     BOOST_TEST(std::string(e.what()).find("no-such-transport.so") != std::string::npos, e.what());
   }
 
-  options.transport_plugin = ANALYTICS_PATH;  // an effect plugin, not a transport
+  options.transport_plugin = WEP_ANALYTICS_PATH;  // an effect plugin, not a transport
   try {
-    host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, options));
+    wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, options));
     BOOST_FAIL("the host started with an effect plugin as transport");
-  } catch (const host_stub::HostError& e) {
+  } catch (const wep::host_stub::HostError& e) {
     BOOST_TEST(std::string(e.what()).find("not a transport") != std::string::npos, e.what());
   }
 }
@@ -328,11 +328,11 @@ BOOST_AUTO_TEST_CASE(a_transport_that_cannot_be_loaded_refuses_the_start_naming_
 BOOST_AUTO_TEST_CASE(rows_survive_a_restart_and_are_delivered_after_it) {
   TempDir dir;
   {
-    host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, scripted("{}")));
+    wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, scripted("{}")));
     mutate_notes(host, 1, 25);
     BOOST_TEST(host.pending().value_or(-1) == 25);
   }
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, scripted("{}")));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, scripted("{}")));
   host.set_online(true);
   BOOST_TEST(host.wait_delivered(30s).value_or(-1) == 0);
   BOOST_TEST(delivered_rows(dir.path()).size() == 25u);

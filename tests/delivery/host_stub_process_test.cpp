@@ -15,13 +15,13 @@
 #include <set>
 #include <sstream>
 #include <string>
-#include <test_backend/backend.hpp>
+#include <wep/test_backend/backend.hpp>
 #include <vector>
-#include <wep_test/child_process.hpp>
+#include <wep/test/child_process.hpp>
 
 #include "delivery_support.hpp"
 
-using namespace delivery_test;
+using namespace wep::test;
 using wep::test::ChildProcess;
 using namespace std::chrono_literals;
 using wep::test::Backend;
@@ -57,7 +57,7 @@ std::filesystem::path write_config(const std::filesystem::path& dir, const std::
 
 AnalyticsOptions supabase_options(const std::string& url, const std::string& api_key) {
   AnalyticsOptions options;
-  options.transport_plugin = SUPABASE_PATH;
+  options.transport_plugin = WEP_SUPABASE_PATH;
   options.transport_config_json = supabase_config_json(url, api_key, wep::test::test_certificates().ca_file, 1000);
   options.backoff_initial_ms = 10;
   options.backoff_max_ms = 100;
@@ -84,7 +84,7 @@ void expect_failure_without_the_key(const std::string& what, const std::string& 
     TempDir dir("wep-secret");
     const auto config =
         write_config(dir.path(), "host-stub.json",
-                     host_stub_config_json(dir.path() / "data", ANALYTICS_PATH, supabase_options(url, kSecretKey)));
+                     host_stub_config_json(dir.path() / "data", WEP_ANALYTICS_PATH, supabase_options(url, kSecretKey)));
     const std::filesystem::path log = dir.path() / "host-stub.log";
     std::string printed;  // every answer on stdout
     {
@@ -192,7 +192,7 @@ BOOST_AUTO_TEST_CASE(the_api_key_is_never_printed_when_a_config_is_refused_at_st
             supabase_config_json(refused.url, refused.api_key, wep::test::test_certificates().ca_file, 1);
       }
       const auto config = write_config(dir.path(), "host-stub.json",
-                                       host_stub_config_json(dir.path() / "data", ANALYTICS_PATH, options));
+                                       host_stub_config_json(dir.path() / "data", WEP_ANALYTICS_PATH, options));
       const std::filesystem::path log = dir.path() / "host-stub.log";
       std::string printed;
       {
@@ -224,7 +224,7 @@ BOOST_AUTO_TEST_CASE(two_processes_flushing_one_queue_file_deliver_every_row_onc
   std::vector<std::unique_ptr<ChildProcess>> hosts;
   for (const char* name : {"a", "b"}) {
     const auto config = write_config(dir.path(), std::string(name) + ".json",
-                                     host_stub_config_json(dir.path() / name, ANALYTICS_PATH, options));
+                                     host_stub_config_json(dir.path() / name, WEP_ANALYTICS_PATH, options));
     hosts.push_back(std::make_unique<ChildProcess>(HOST_STUB_PATH,
                                                    std::vector<std::string>{"--config", config.string()},
                                                    dir.path() / (std::string(name) + ".log")));

@@ -11,8 +11,8 @@
 #include <fstream>
 #include <sstream>
 #include <string>
-#include <wep_test/child_process.hpp>
-#include <wep_test/temp_dir.hpp>
+#include <wep/test/child_process.hpp>
+#include <wep/test/temp_dir.hpp>
 
 using wep::test::ChildProcess;
 namespace fs = std::filesystem;
@@ -29,7 +29,7 @@ std::string file_text(const fs::path& file) {
 }
 
 std::string host_stub_config(const fs::path& data_dir) {
-  return R"({"data_dir": ")" + data_dir.string() + R"(", "plugins": [{"path": ")" + std::string(ANALYTICS_PATH) +
+  return R"({"data_dir": ")" + data_dir.string() + R"(", "plugins": [{"path": ")" + std::string(WEP_ANALYTICS_PATH) +
          R"(", "config": {"events": {"note.created": {"event_type": "note_created", "properties": ["n"]}}}}]})";
 }
 

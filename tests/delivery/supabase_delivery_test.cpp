@@ -16,14 +16,14 @@
 #include <map>
 #include <set>
 #include <string>
-#include <test_backend/backend.hpp>
+#include <wep/test_backend/backend.hpp>
 #include <thread>
 #include <vector>
-#include <wep_test/mapped_library.hpp>
+#include <wep/test/mapped_library.hpp>
 
 #include "delivery_support.hpp"
 
-using namespace delivery_test;
+using namespace wep::test;
 using namespace std::chrono_literals;
 using wep::test::Backend;
 using wep::test::BackendOptions;
@@ -38,12 +38,12 @@ std::string supabase_config(const Backend& backend, uint32_t timeout_ms = 2000, 
 
 AnalyticsOptions supabase(const Backend& backend, uint32_t timeout_ms = 2000) {
   AnalyticsOptions options;
-  options.transport_plugin = SUPABASE_PATH;
+  options.transport_plugin = WEP_SUPABASE_PATH;
   options.transport_config_json = supabase_config(backend, timeout_ms);
   return options;
 }
 
-void mutate_notes(host_stub::Host& host, int64_t first_n, int64_t count) {
+void mutate_notes(wep::host_stub::Host& host, int64_t first_n, int64_t count) {
   for (int64_t n = first_n; n < first_n + count; ++n) host.mutate("note.created", payload(n));
 }
 
@@ -72,7 +72,7 @@ void expect_exactly_once(const Backend& backend, int64_t first_n, int64_t last_n
 }
 
 // Mutates 1..count offline, goes online, waits for pending 0.
-void deliver(host_stub::Host& host, int64_t count) {
+void deliver(wep::host_stub::Host& host, int64_t count) {
   mutate_notes(host, 1, count);
   BOOST_TEST(host.pending().value_or(-1) == count);
   host.set_online(true);
@@ -84,7 +84,7 @@ void deliver(host_stub::Host& host, int64_t count) {
 BOOST_AUTO_TEST_CASE(no_fault_delivers_every_row_once_over_one_keep_alive_connection) {
   Backend backend;
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend)));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, supabase(backend)));
   deliver(host, 200);
   expect_exactly_once(backend, 1, 200);
   const Counters counters = backend.counters();
@@ -102,7 +102,7 @@ BOOST_AUTO_TEST_CASE(server_errors_are_retried_until_delivered) {
   Backend backend;
   backend.fail_next(3, 503);
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend)));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, supabase(backend)));
   deliver(host, 120);
   expect_exactly_once(backend, 1, 120);
   BOOST_TEST(stat(host, "retries") >= 3);
@@ -115,7 +115,7 @@ BOOST_AUTO_TEST_CASE(throttling_with_retry_after_is_honoured) {
   TempDir dir;
   AnalyticsOptions options = supabase(backend);
   options.backoff_max_ms = 5000;  // the flusher's own draws stay far below (initial 10 ms)
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, options));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, options));
   const auto started = std::chrono::steady_clock::now();
   deliver(host, 60);
   const auto took = std::chrono::steady_clock::now() - started;
@@ -130,7 +130,7 @@ BOOST_AUTO_TEST_CASE(payload_too_large_splits_batches_until_they_fit) {
   Backend backend;
   backend.set_max_body_bytes(3000);  // a row is ~200 bytes on the wire: 50-row batches do not fit
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend)));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, supabase(backend)));
   deliver(host, 150);
   expect_exactly_once(backend, 1, 150);
   BOOST_TEST(backend.counters().responses_by_status[413] >= 1u);
@@ -148,7 +148,7 @@ BOOST_AUTO_TEST_CASE(the_byte_cap_bounds_the_request_body_on_the_wire) {
   TempDir dir;
   AnalyticsOptions options = supabase(backend);
   options.batch_max_bytes = kCapBytes;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, options));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, options));
   for (int64_t n = 1; n <= 150; ++n) host.mutate("note.created", payload(n, std::string(40, 'x')));
   host.set_online(true);
   BOOST_TEST(host.wait_delivered(60s).value_or(-1) == 0);
@@ -164,7 +164,7 @@ BOOST_AUTO_TEST_CASE(a_rejected_event_type_is_dead_lettered_and_the_rest_deliver
   Backend backend;
   backend.reject_event_type("poison");
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend)));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, supabase(backend)));
   mutate_notes(host, 1, 30);
   host.mutate("poison.made", payload(31));
   mutate_notes(host, 32, 30);
@@ -182,7 +182,7 @@ BOOST_AUTO_TEST_CASE(a_conflict_409_is_dead_lettered_and_the_rest_delivered) {
   Backend backend;
   backend.reject_event_type("poison", 409);
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend)));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, supabase(backend)));
   mutate_notes(host, 1, 40);
   host.mutate("poison.made", payload(41));
   mutate_notes(host, 42, 40);
@@ -203,7 +203,7 @@ BOOST_AUTO_TEST_CASE(a_reset_before_the_reply_is_retried) {
   Backend backend;
   backend.reset_before_reply_next(2);
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend)));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, supabase(backend)));
   deliver(host, 100);
   expect_exactly_once(backend, 1, 100);
   BOOST_TEST(backend.counters().resets == 2u);
@@ -213,7 +213,7 @@ BOOST_AUTO_TEST_CASE(a_reset_after_the_store_creates_no_duplicate) {
   Backend backend;
   backend.reset_after_store_next(2);
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend)));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, supabase(backend)));
   deliver(host, 100);
   expect_exactly_once(backend, 1, 100);
   const Counters counters = backend.counters();
@@ -226,7 +226,7 @@ BOOST_AUTO_TEST_CASE(a_reply_slower_than_the_timeout_is_retried_without_duplicat
   Backend backend;
   backend.delay_next(1, 30s);  // held until released; the client gives up after 500 ms
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend, 500)));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, supabase(backend, 500)));
   deliver(host, 80);
   backend.release_delayed();  // the held request now stores its rows too: duplicates, ignored
   BOOST_TEST(backend.wait_until([](const Counters& c) { return c.delayed_in_progress == 0; }, 10s));
@@ -242,7 +242,7 @@ BOOST_AUTO_TEST_CASE(a_steady_trickle_is_sent_in_batches_every_flush_interval) {
   TempDir dir;
   AnalyticsOptions options = supabase(backend);
   options.flush_interval_ms = 500;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, options));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, options));
   host.set_online(true);
   BOOST_TEST_REQUIRE(host.pending().value_or(-1) == 0);  // barrier: the plugin has seen "online"
   constexpr int kEvents = 60;
@@ -267,7 +267,7 @@ BOOST_AUTO_TEST_CASE(a_steady_trickle_is_sent_in_batches_every_flush_interval) {
 BOOST_AUTO_TEST_CASE(opt_out_sends_nothing_and_keeps_rows) {
   Backend backend;
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend)));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, supabase(backend)));
   mutate_notes(host, 1, 20);
   host.set_setting("analytics_enabled", "false");
   host.set_online(true);
@@ -288,7 +288,7 @@ BOOST_AUTO_TEST_CASE(opt_out_sends_nothing_and_keeps_rows) {
 BOOST_AUTO_TEST_CASE(offline_stops_sending_and_abandons_the_request_in_flight) {
   Backend backend;
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend, 60000)));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, supabase(backend, 60000)));
   deliver(host, 30);
   expect_exactly_once(backend, 1, 30);
 
@@ -320,7 +320,7 @@ BOOST_AUTO_TEST_CASE(stop_does_not_wait_for_a_slow_request) {
   backend.delay_next(1, 60s);
   TempDir dir;
   {
-    host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend, 60000)));
+    wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, supabase(backend, 60000)));
     mutate_notes(host, 1, 10);
     host.set_online(true);
     BOOST_TEST_REQUIRE(backend.wait_until([](const Counters& c) { return c.delayed_in_progress == 1; }, 30s));
@@ -340,7 +340,7 @@ BOOST_AUTO_TEST_CASE(auth_failure_keeps_rows_and_reports) {
   options.transport_config_json = supabase_config(backend, 2000, "a-wrong-key");
   options.backoff_initial_ms = 5;
   options.backoff_max_ms = 400;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, options));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, options));
   mutate_notes(host, 1, 10);
   const auto started = std::chrono::steady_clock::now();
   host.set_online(true);
@@ -363,7 +363,7 @@ BOOST_AUTO_TEST_CASE(missing_table_keeps_rows_and_reports) {
   TempDir dir;
   AnalyticsOptions options = supabase(backend);
   options.backoff_max_ms = 600000;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, options));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, options));
   mutate_notes(host, 1, 10);
   host.set_online(true);
   BOOST_TEST(eventually([&] { return stat(host, "retries") >= 1; }));
@@ -379,7 +379,7 @@ BOOST_AUTO_TEST_CASE(an_untrusted_certificate_delivers_nothing_and_keeps_rows) {
   backend_options.key_file = certs.untrusted_server_key;
   Backend backend(backend_options);
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend)));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, supabase(backend)));
   mutate_notes(host, 1, 10);
   host.set_online(true);
   BOOST_TEST(eventually([&] { return stat(host, "retries") >= 2; }));  // keeps trying, with backoff
@@ -397,7 +397,7 @@ BOOST_AUTO_TEST_CASE(switching_to_the_ndjson_transport_is_a_config_change_only) 
   Backend backend;
   TempDir dir;
   {
-    host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend)));
+    wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, supabase(backend)));
     deliver(host, 10);
     mutate_notes(host, 11, 15);  // stored while online: sent without a connectivity change
     BOOST_TEST(host.wait_delivered(60s).value_or(-1) == 0);
@@ -406,9 +406,9 @@ BOOST_AUTO_TEST_CASE(switching_to_the_ndjson_transport_is_a_config_change_only) 
 
   // Same data dir, same plugin: only the transport entry of the config changes.
   AnalyticsOptions options;
-  options.transport_plugin = NDJSON_PATH;
+  options.transport_plugin = WEP_NDJSON_PATH;
   options.transport_config_json = R"({"path":"events.ndjson"})";
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, options));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, options));
   mutate_notes(host, 26, 20);
   host.set_online(true);
   BOOST_TEST(host.wait_delivered(60s).value_or(-1) == 0);
@@ -435,7 +435,7 @@ namespace {
 
 using wep::test::is_mapped;
 
-int64_t lane_dropped(host_stub::Host& host, const char* effect) {
+int64_t lane_dropped(wep::host_stub::Host& host, const char* effect) {
   rapidjson::Document stats;
   stats.Parse(host.stats_json().c_str());
   const std::string pointer = std::string("/effects/") + effect + "/dropped";
@@ -452,7 +452,7 @@ int64_t lane_dropped(host_stub::Host& host, const char* effect) {
 BOOST_AUTO_TEST_CASE(reload_swaps_the_transport_while_mutations_go_on_and_every_event_lands_once) {
   Backend backend;
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend)));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, supabase(backend)));
   host.set_online(true);
 
   std::atomic<int64_t> next_n{1};
@@ -468,7 +468,7 @@ BOOST_AUTO_TEST_CASE(reload_swaps_the_transport_while_mutations_go_on_and_every_
     });
   }
   BOOST_TEST_REQUIRE(backend.wait_for_rows(200, 60s));
-  BOOST_TEST_REQUIRE(is_mapped(SUPABASE_PATH));
+  BOOST_TEST_REQUIRE(is_mapped(WEP_SUPABASE_PATH));
 
   // The old transport has a request in flight when the swap starts, already
   // applied by the server, its reply 1 s away: it completes inside the stop
@@ -476,13 +476,13 @@ BOOST_AUTO_TEST_CASE(reload_swaps_the_transport_while_mutations_go_on_and_every_
   backend.delay_reply_after_store_next(1, 1s);
   BOOST_TEST_REQUIRE(backend.wait_until([](const Counters& c) { return c.delayed_in_progress == 1; }, 30s));
   AnalyticsOptions ndjson;
-  ndjson.transport_plugin = NDJSON_PATH;
+  ndjson.transport_plugin = WEP_NDJSON_PATH;
   ndjson.transport_config_json = R"({"path":"swapped.ndjson"})";
   const int64_t before = committed.load();
   host.reload_plugin("analytics", analytics_config_json(ndjson));
   const int64_t during = committed.load() - before;
   BOOST_TEST(during >= 10, during << " mutations completed while the reload ran: mutate waited for the swap");
-  BOOST_TEST(!is_mapped(SUPABASE_PATH));  // the old instance's transport is gone with it
+  BOOST_TEST(!is_mapped(WEP_SUPABASE_PATH));  // the old instance's transport is gone with it
 
   const auto ndjson_file = transport_dir(dir.path()) / "swapped.ndjson";
   BOOST_TEST(eventually([&] { return read_lines(ndjson_file).size() >= 200; }));
@@ -514,7 +514,7 @@ BOOST_AUTO_TEST_CASE(reload_swaps_the_transport_while_mutations_go_on_and_every_
   BOOST_TEST(lane_dropped(host, "analytics") == 0);
 
   host.unload_plugin("analytics");
-  BOOST_TEST(!is_mapped(ANALYTICS_PATH));
-  BOOST_TEST(!is_mapped(NDJSON_PATH));
+  BOOST_TEST(!is_mapped(WEP_ANALYTICS_PATH));
+  BOOST_TEST(!is_mapped(WEP_NDJSON_PATH));
   BOOST_TEST(host.plugins().empty());
 }

@@ -12,12 +12,12 @@
 #include <map>
 #include <set>
 #include <string>
-#include <test_backend/backend.hpp>
-#include <wep_test/child_process.hpp>
+#include <wep/test_backend/backend.hpp>
+#include <wep/test/child_process.hpp>
 
 #include "delivery_support.hpp"
 
-using namespace delivery_test;
+using namespace wep::test;
 using wep::test::ChildProcess;
 using namespace std::chrono_literals;
 using wep::test::Backend;
@@ -27,7 +27,7 @@ namespace {
 
 AnalyticsOptions supabase(const Backend& backend, uint32_t backoff_initial_ms, uint32_t backoff_max_ms) {
   AnalyticsOptions options;
-  options.transport_plugin = SUPABASE_PATH;
+  options.transport_plugin = WEP_SUPABASE_PATH;
   options.transport_config_json =
       supabase_config_json(backend.url(), backend.api_key(), wep::test::test_certificates().ca_file, 2000);
   options.backoff_initial_ms = backoff_initial_ms;
@@ -35,7 +35,7 @@ AnalyticsOptions supabase(const Backend& backend, uint32_t backoff_initial_ms, u
   return options;
 }
 
-void mutate_notes(host_stub::Host& host, int64_t first_n, int64_t count) {
+void mutate_notes(wep::host_stub::Host& host, int64_t first_n, int64_t count) {
   for (int64_t n = first_n; n < first_n + count; ++n) host.mutate("note.created", payload(n));
 }
 
@@ -64,7 +64,7 @@ BOOST_AUTO_TEST_CASE(a_server_answering_400_to_everything_keeps_every_row_at_a_b
   Backend backend;
   backend.set_fault("400-all");
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend, 20, 300)));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, supabase(backend, 20, 300)));
   mutate_notes(host, 1, 200);
   host.set_online(true);
   BOOST_TEST_REQUIRE(eventually([&] { return stat(host, "systemic_failures") >= 2; }));
@@ -94,7 +94,7 @@ BOOST_AUTO_TEST_CASE(a_server_answering_503_with_retry_after_0_or_a_past_date_ke
       Backend backend;
       backend.set_fault(fault);
       TempDir dir;
-      host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend, 100, 400)));
+      wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, supabase(backend, 100, 400)));
       mutate_notes(host, 1, 120);
       host.set_online(true);
       // Retry-After is held within [100, 400] ms; after three transient
@@ -118,7 +118,7 @@ BOOST_AUTO_TEST_CASE(a_captive_portal_200_delivers_nothing_and_keeps_every_row) 
   Backend backend;
   backend.set_fault("status:200-html");
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend, 20, 200)));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, supabase(backend, 20, 200)));
   mutate_notes(host, 1, 20);
   host.set_online(true);
   BOOST_TEST_REQUIRE(eventually([&] { return stat_text(host, "last_error").find("HTTP 200") != std::string::npos; }));
@@ -136,7 +136,7 @@ BOOST_AUTO_TEST_CASE(a_bad_row_is_dead_lettered_only_beside_accepted_rows_and_ca
   Backend backend;
   backend.set_fault("reject-type:poison");
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend, 20, 200)));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, supabase(backend, 20, 200)));
   mutate_notes(host, 1, 20);
   host.mutate("poison.made", payload(21));
   mutate_notes(host, 22, 20);
@@ -168,7 +168,7 @@ BOOST_AUTO_TEST_CASE(a_poisonous_batch_is_split_after_repeated_server_errors) {
   Backend backend;
   backend.set_fault("timeout-type:poison");  // any batch holding it: 500, SQLSTATE 57014
   TempDir dir;
-  host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, supabase(backend, 10, 100)));
+  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, supabase(backend, 10, 100)));
   mutate_notes(host, 1, 30);
   host.mutate("poison.made", payload(31));
   mutate_notes(host, 32, 30);
@@ -193,7 +193,7 @@ BOOST_AUTO_TEST_CASE(host_stub_shows_dead_letters_and_requeues_them) {
   const std::filesystem::path config = dir.path() / "host-stub.json";
   {
     std::ofstream out(config);
-    out << host_stub_config_json(dir.path() / "data", ANALYTICS_PATH, supabase(backend, 10, 100));
+    out << host_stub_config_json(dir.path() / "data", WEP_ANALYTICS_PATH, supabase(backend, 10, 100));
   }
   ChildProcess child(HOST_STUB_PATH, {"--config", config.string()}, dir.path() / "host-stub.log");
   for (int n = 1; n <= 5; ++n)

@@ -16,13 +16,13 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <test_backend/backend.hpp>
+#include <wep/test_backend/backend.hpp>
 #include <vector>
-#include <wep_test/child_process.hpp>
+#include <wep/test/child_process.hpp>
 
 #include "delivery_support.hpp"
 
-using namespace delivery_test;
+using namespace wep::test;
 using wep::test::ChildProcess;
 using namespace std::chrono_literals;
 
@@ -80,19 +80,19 @@ BOOST_AUTO_TEST_CASE(every_analytics_thread_has_ended_when_unload_returns) {
   TempDir dir("wep-threads");
   BackendProcess backend(dir.path());
 
-  host_stub::HostOptions options;
+  wep::host_stub::HostOptions options;
   options.data_dir = dir.path() / "data";
   options.plugin_stop_timeout_ms = 5000;
-  host_stub::Host host(options);
+  wep::host_stub::Host host(options);
   host.mutate("note.created", payload(0));  // the host's own lanes are up and busy once
   host.flush_effects();
 
   AnalyticsOptions supabase;
-  supabase.transport_plugin = SUPABASE_PATH;
+  supabase.transport_plugin = WEP_SUPABASE_PATH;
   supabase.transport_config_json =
       supabase_config_json(backend.url, "threads-test-key", wep::test::test_certificates().ca_file);
   AnalyticsOptions ndjson;
-  ndjson.transport_plugin = NDJSON_PATH;
+  ndjson.transport_plugin = WEP_NDJSON_PATH;
   ndjson.transport_config_json = R"({"path":"events.ndjson","fsync":false})";
 
   int64_t n = 1;
@@ -101,7 +101,7 @@ BOOST_AUTO_TEST_CASE(every_analytics_thread_has_ended_when_unload_returns) {
       const auto before = threads();
       BOOST_TEST_REQUIRE(wep_threads().empty(), describe(before));
 
-      BOOST_TEST_REQUIRE(host.load_plugin(ANALYTICS_PATH, analytics_config_json(*transport)) == "analytics");
+      BOOST_TEST_REQUIRE(host.load_plugin(WEP_ANALYTICS_PATH, analytics_config_json(*transport)) == "analytics");
       host.set_online(true);
       for (int i = 0; i < 30; ++i) host.mutate("note.created", payload(n++));
       BOOST_TEST(host.wait_delivered(60s).value_or(-1) == 0);

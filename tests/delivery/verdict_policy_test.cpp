@@ -8,13 +8,13 @@
 #include <boost/test/unit_test.hpp>
 #include <string>
 
-using analytics::end_of_parts;
-using analytics::next_step;
-using analytics::PartStep;
-using analytics::PartVerdict;
-using analytics::PassEnd;
-using analytics::PassState;
-using analytics::step_name;
+using wep::analytics::end_of_parts;
+using wep::analytics::next_step;
+using wep::analytics::PartStep;
+using wep::analytics::PartVerdict;
+using wep::analytics::PassEnd;
+using wep::analytics::PassState;
+using wep::analytics::step_name;
 
 namespace {
 

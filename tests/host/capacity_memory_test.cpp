@@ -7,18 +7,18 @@
 
 #include <boost/test/unit_test.hpp>
 #include <fstream>
-#include <wep_test/child_process.hpp>
+#include <wep/test/child_process.hpp>
 
 #include "harness_support.hpp"
 
-using test_support::TempDir;
-using test_support::write_file;
+using wep::test::TempDir;
+using wep::test::write_file;
 using wep::test::ChildProcess;
 
 namespace {
 
 const std::string kHostStub = HOST_STUB_PATH;
-const std::string kAnalytics = ANALYTICS_PATH;
+const std::string kAnalytics = WEP_ANALYTICS_PATH;
 
 // The pid of this process's child running `name` (the only one).
 pid_t child_named(const std::string& name) {

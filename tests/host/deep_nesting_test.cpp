@@ -5,15 +5,15 @@
 // goes on answering.
 #define BOOST_TEST_MODULE host_deep_nesting
 #include <boost/test/unit_test.hpp>
-#include <wep_test/child_process.hpp>
+#include <wep/test/child_process.hpp>
 
 #include "harness_support.hpp"
 
-using host_stub::CommandInterpreter;
-using host_stub::Host;
-using test_support::options_for;
-using test_support::TempDir;
-using test_support::write_file;
+using wep::host_stub::CommandInterpreter;
+using wep::host_stub::Host;
+using wep::test::options_for;
+using wep::test::TempDir;
+using wep::test::write_file;
 using wep::test::ChildProcess;
 
 namespace {
@@ -75,6 +75,6 @@ BOOST_AUTO_TEST_CASE(a_deep_host_config_is_refused_with_a_message) {
   write_file(dir.path() / "host.json", R"({"data_dir": "data", "settings": {"x": )" + nested_arrays(200'000) + "}}");
   ChildProcess child(kHostStub, {"--config", (dir.path() / "host.json").string()}, dir.path() / "stderr.txt");
   BOOST_TEST(child.wait_exit().value_or(-1000) == 2);
-  const std::string stderr_text = test_support::read_file(dir.path() / "stderr.txt");
+  const std::string stderr_text = wep::test::read_file(dir.path() / "stderr.txt");
   BOOST_TEST(stderr_text.find("nested deeper than 64 levels") != std::string::npos, stderr_text);
 }

@@ -2,20 +2,20 @@
 #pragma once
 
 #include <filesystem>
-#include <host_stub/host.hpp>
+#include <wep/host_stub/host.hpp>
 #include <vector>
 
 #include "test_support.hpp"
 
-namespace test_support {
+namespace wep::test {
 
 // Options for a host in `data_dir` loading the given plugins.
-inline host_stub::HostOptions options_for(const std::filesystem::path& data_dir,
-                                          std::vector<host_stub::PluginSpec> plugins = {}) {
-  host_stub::HostOptions options;
+inline wep::host_stub::HostOptions options_for(const std::filesystem::path& data_dir,
+                                          std::vector<wep::host_stub::PluginSpec> plugins = {}) {
+  wep::host_stub::HostOptions options;
   options.data_dir = data_dir;
   options.plugins = std::move(plugins);
   return options;
 }
 
-}  // namespace test_support
+}  // namespace wep::test

@@ -12,11 +12,11 @@
 
 #include "harness_support.hpp"
 
-using host_stub::EventView;
-using host_stub::Host;
-using test_support::json_int;
-using test_support::options_for;
-using test_support::TempDir;
+using wep::host_stub::EventView;
+using wep::host_stub::Host;
+using wep::test::json_int;
+using wep::test::options_for;
+using wep::test::TempDir;
 
 namespace {
 
@@ -75,7 +75,7 @@ BOOST_AUTO_TEST_CASE(a_throwing_host_effect_is_caught_and_counted_per_effect) {
   const std::string stats = host.stats_json();
   BOOST_TEST(json_int(stats, "/effects/thrower/failed") == 10);
   BOOST_TEST(json_int(stats, "/effects/thrower/delivered") == 0);
-  BOOST_TEST(test_support::json_string(stats, "/effects/thrower/last_error") == "boom");
+  BOOST_TEST(wep::test::json_string(stats, "/effects/thrower/last_error") == "boom");
   BOOST_TEST(json_int(stats, "/effects/event_log/failed") == 0);
   BOOST_TEST(json_int(stats, "/effects/event_log/delivered") == 10);
   BOOST_TEST(json_int(stats, "/effects/test_effect/delivered") == 10);
@@ -87,7 +87,7 @@ BOOST_AUTO_TEST_CASE(a_blocked_effect_does_not_block_mutations_or_other_effects)
   Host host(options_for(dir.path(), {{kEffect, R"({"pending":true})"}}));
   Gate gate;
   host.add_effect(
-      "stuck", [&](const EventView&) { gate.enter_and_wait(); }, host_stub::kMutationCommitted);
+      "stuck", [&](const EventView&) { gate.enter_and_wait(); }, wep::host_stub::kMutationCommitted);
   for (int i = 1; i <= 20; ++i) BOOST_TEST(host.mutate("note.created") == i);
   gate.wait_entered(1);
   // Every other effect got everything while "stuck" still holds the first event.
@@ -113,7 +113,7 @@ BOOST_AUTO_TEST_CASE(a_full_lane_drops_and_counts_for_that_effect_only) {
   Host host(options);
   Gate gate;
   host.add_effect(
-      "stuck", [&](const EventView&) { gate.enter_and_wait(); }, host_stub::kMutationCommitted);
+      "stuck", [&](const EventView&) { gate.enter_and_wait(); }, wep::host_stub::kMutationCommitted);
   host.mutate("first");
   gate.wait_entered(1);  // the worker holds event 1; the lane is empty
   for (int i = 0; i < 10; ++i) host.mutate("more");
@@ -160,9 +160,9 @@ BOOST_AUTO_TEST_CASE(the_plugin_sees_connectivity_and_settings_in_bus_order) {
   std::mutex seen_mutex;
   host.add_effect("recorder", [&](const EventView& e) {
     std::lock_guard lock(seen_mutex);
-    if (e.kind == host_stub::kMutationCommitted) seen.push_back("m" + std::to_string(e.sequence));
-    if (e.kind == host_stub::kConnectivityChanged) seen.push_back(e.online ? "online" : "offline");
-    if (e.kind == host_stub::kSettingChanged)
+    if (e.kind == wep::host_stub::kMutationCommitted) seen.push_back("m" + std::to_string(e.sequence));
+    if (e.kind == wep::host_stub::kConnectivityChanged) seen.push_back(e.online ? "online" : "offline");
+    if (e.kind == wep::host_stub::kSettingChanged)
       seen.push_back(std::string(e.setting_key) + "=" + std::string(e.setting_value_json));
   });
   BOOST_TEST(!host.is_online());  // starts offline
@@ -180,7 +180,7 @@ BOOST_AUTO_TEST_CASE(the_plugin_sees_connectivity_and_settings_in_bus_order) {
   const std::string stats = host.stats_json();
   BOOST_TEST(json_int(stats, "/plugins/test_effect/connectivity") == 2);
   BOOST_TEST(json_int(stats, "/plugins/test_effect/settings") == 1);
-  BOOST_TEST(test_support::json_string(stats, "/plugins/test_effect/analytics_enabled") == "false");
+  BOOST_TEST(wep::test::json_string(stats, "/plugins/test_effect/analytics_enabled") == "false");
   // Delivered while online: m2 (and m1, pending when going online).
   BOOST_TEST(host.pending().value() == 0);
   BOOST_TEST(json_int(stats, "/plugins/test_effect/delivered") == 2);
@@ -235,13 +235,13 @@ BOOST_AUTO_TEST_CASE(many_threads_mutating_get_unique_sequences_and_every_effect
 BOOST_AUTO_TEST_CASE(add_effect_refuses_duplicates_and_use_after_shutdown) {
   TempDir dir;
   Host host(options_for(dir.path(), {{kEffect}}));
-  BOOST_CHECK_THROW(host.add_effect("event_log", [](const EventView&) {}), host_stub::HostError);
-  BOOST_CHECK_THROW(host.add_effect("test_effect", [](const EventView&) {}), host_stub::HostError);
-  BOOST_CHECK_THROW(host.add_effect("", [](const EventView&) {}), host_stub::HostError);
+  BOOST_CHECK_THROW(host.add_effect("event_log", [](const EventView&) {}), wep::host_stub::HostError);
+  BOOST_CHECK_THROW(host.add_effect("test_effect", [](const EventView&) {}), wep::host_stub::HostError);
+  BOOST_CHECK_THROW(host.add_effect("", [](const EventView&) {}), wep::host_stub::HostError);
   BOOST_TEST(!host.flush_effect("nope", std::chrono::milliseconds(0)));
   BOOST_TEST(!host.pending().has_value());  // the plugin keeps no queue (pending=false)
   host.shutdown();
   host.shutdown();  // idempotent
-  BOOST_CHECK_THROW(host.add_effect("late", [](const EventView&) {}), host_stub::HostError);
-  BOOST_CHECK_THROW(host.mutate("late"), host_stub::HostError);
+  BOOST_CHECK_THROW(host.add_effect("late", [](const EventView&) {}), wep::host_stub::HostError);
+  BOOST_CHECK_THROW(host.mutate("late"), wep::host_stub::HostError);
 }

@@ -4,17 +4,17 @@
 #include <signal.h>
 
 #include <boost/test/unit_test.hpp>
-#include <wep_test/child_process.hpp>
+#include <wep/test/child_process.hpp>
 
 #include "harness_support.hpp"
 
-using host_stub::CommandInterpreter;
-using host_stub::Host;
-using test_support::json_int;
-using test_support::options_for;
-using test_support::read_file;
-using test_support::TempDir;
-using test_support::write_file;
+using wep::host_stub::CommandInterpreter;
+using wep::host_stub::Host;
+using wep::test::json_int;
+using wep::test::options_for;
+using wep::test::read_file;
+using wep::test::TempDir;
+using wep::test::write_file;
 using wep::test::ChildProcess;
 
 namespace {
@@ -107,12 +107,12 @@ BOOST_AUTO_TEST_CASE(plugins_load_unload_and_reload_through_commands) {
   BOOST_TEST(interpreter.execute("plugins", quit) == "[]");
   BOOST_TEST(interpreter.execute("load " + kEffect + R"( {"pending": true})", quit) == "ok test_effect");
   const std::string listed = interpreter.execute("plugins", quit);
-  BOOST_TEST(test_support::json_string(listed, "/0/name") == "test_effect");
-  BOOST_TEST(test_support::json_string(listed, "/0/file") == kEffect);
-  BOOST_TEST(test_support::json_string(listed, "/0/state") == "running");
-  BOOST_TEST(test_support::json_string(listed, "/0/api") ==
+  BOOST_TEST(wep::test::json_string(listed, "/0/name") == "test_effect");
+  BOOST_TEST(wep::test::json_string(listed, "/0/file") == kEffect);
+  BOOST_TEST(wep::test::json_string(listed, "/0/state") == "running");
+  BOOST_TEST(wep::test::json_string(listed, "/0/api") ==
              std::to_string(WEP_API_VERSION_MAJOR) + "." + std::to_string(WEP_API_VERSION_MINOR));
-  BOOST_TEST(!test_support::json_string(listed, "/0/version").empty());
+  BOOST_TEST(!wep::test::json_string(listed, "/0/version").empty());
   BOOST_TEST(interpreter.execute("mutate a", quit) == "ok 1");
   BOOST_TEST(interpreter.execute("pending", quit) == "pending 1");
   BOOST_TEST(interpreter.execute(R"(reload test_effect {"pending": true, "subscribe": 1})", quit) == "ok");
@@ -122,7 +122,7 @@ BOOST_AUTO_TEST_CASE(plugins_load_unload_and_reload_through_commands) {
   BOOST_TEST(interpreter.execute("mutate c", quit) == "ok 3");
   BOOST_TEST(json_int(interpreter.execute("stats", quit), "/plugins/test_effect/last_sequence") == 3);
   BOOST_TEST(interpreter.execute("unload test_effect", quit) == "ok");
-  BOOST_TEST(!test_support::is_mapped(kEffect));
+  BOOST_TEST(!wep::test::is_mapped(kEffect));
   BOOST_TEST(interpreter.execute("plugins", quit) == "[]");
 
   const std::vector<std::string> malformed = {
@@ -143,12 +143,12 @@ BOOST_AUTO_TEST_CASE(plugins_load_unload_and_reload_through_commands) {
     BOOST_TEST(starts_with(answer, "error: "), "'" << line << "' -> '" << answer << "'");
   }
   BOOST_TEST(interpreter.execute("plugins", quit) == "[]");
-  BOOST_TEST(!test_support::is_mapped(kEffect));
+  BOOST_TEST(!wep::test::is_mapped(kEffect));
   BOOST_TEST(interpreter.execute("load " + kEffect, quit) == "ok test_effect");
   const std::string refused = interpreter.execute(R"(reload test_effect {"fail_start": true})", quit);
   BOOST_TEST(starts_with(refused, "error: "), refused);
   BOOST_TEST(refused.find("fail_start is set") != std::string::npos, refused);
-  BOOST_TEST(test_support::json_string(interpreter.execute("plugins", quit), "/0/state") == "running");
+  BOOST_TEST(wep::test::json_string(interpreter.execute("plugins", quit), "/0/state") == "running");
   BOOST_TEST(interpreter.execute("mutate d", quit) == "ok 4");
   BOOST_TEST(!quit);
 }
@@ -195,7 +195,7 @@ BOOST_AUTO_TEST_CASE(the_executable_answers_the_protocol_and_exits_0) {
     BOOST_TEST(child.command("sleep 1") == "ok");
     const std::string stats = child.command("stats");
     BOOST_TEST(json_int(stats, "/plugins/test_effect/delivered") == 2);
-    BOOST_TEST(test_support::json_string(stats, "/plugins/test_effect/analytics_enabled") == "false");
+    BOOST_TEST(wep::test::json_string(stats, "/plugins/test_effect/analytics_enabled") == "false");
     BOOST_TEST(child.command("quit") == "bye");
     BOOST_TEST(!child.read_line().has_value());  // nothing after bye
     BOOST_TEST(child.wait_exit().value_or(-1000) == 0);
@@ -220,7 +220,7 @@ BOOST_AUTO_TEST_CASE(the_executable_loads_reloads_and_unloads_plugins) {
   BOOST_TEST(child.command("load " + kEffect + R"( {"pending": true, "start_thread": true})") == "ok test_effect");
   BOOST_TEST(child.command("mutate one") == "ok 1");
   BOOST_TEST(child.command("reload test_effect") == "ok");
-  BOOST_TEST(test_support::json_string(child.command("plugins"), "/0/state") == "running");
+  BOOST_TEST(wep::test::json_string(child.command("plugins"), "/0/state") == "running");
   BOOST_TEST(starts_with(child.command("reload"), "error: "));
   BOOST_TEST(starts_with(child.command("load /nowhere/libx.so"), "error: "));
   BOOST_TEST(child.command("unload test_effect") == "ok");

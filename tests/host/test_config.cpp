@@ -5,10 +5,10 @@
 
 #include "harness_support.hpp"
 
-using host_stub::HostError;
-using host_stub::load_config_file;
-using host_stub::parse_config;
-using test_support::TempDir;
+using wep::host_stub::HostError;
+using wep::host_stub::load_config_file;
+using wep::host_stub::parse_config;
+using wep::test::TempDir;
 
 namespace {
 
@@ -53,7 +53,7 @@ BOOST_AUTO_TEST_CASE(bad_configs_are_refused_naming_the_key) {
 BOOST_AUTO_TEST_CASE(a_good_config_resolves_relative_paths_against_its_folder) {
   TempDir dir;
   std::filesystem::create_directories(dir / "conf");
-  test_support::write_file(dir / "conf" / "host.json", R"({
+  wep::test::write_file(dir / "conf" / "host.json", R"({
     "data_dir": "../data",
     "settings": {"analytics_enabled": false, "theme": {"dark": true}},
     "plugins": [

@@ -11,11 +11,11 @@
 
 #include "test_support.hpp"
 
-using test_support::is_mapped;
-using test_support::json_bool;
-using test_support::json_int;
-using test_support::json_string;
-using test_support::TempDir;
+using wep::test::is_mapped;
+using wep::test::json_bool;
+using wep::test::json_int;
+using wep::test::json_string;
+using wep::test::TempDir;
 using wep::Event;
 using wep::HostError;
 using wep::PluginManager;

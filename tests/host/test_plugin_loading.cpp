@@ -10,14 +10,14 @@
 
 #include "harness_support.hpp"
 
-using host_stub::Host;
-using host_stub::HostError;
-using host_stub::PluginSpec;
-using test_support::is_mapped;
-using test_support::json_bool;
-using test_support::json_int;
-using test_support::options_for;
-using test_support::TempDir;
+using wep::host_stub::Host;
+using wep::host_stub::HostError;
+using wep::host_stub::PluginSpec;
+using wep::test::is_mapped;
+using wep::test::json_bool;
+using wep::test::json_int;
+using wep::test::options_for;
+using wep::test::TempDir;
 
 namespace {
 
@@ -50,8 +50,8 @@ BOOST_AUTO_TEST_CASE(loads_and_starts_the_test_plugin) {
     BOOST_TEST(is_mapped(kEffect));
     const std::string stats = host.stats_json();
     // The plugin saw the host services at start.
-    BOOST_TEST(test_support::json_string(stats, "/plugins/test_effect/analytics_enabled") == "true");
-    BOOST_TEST(test_support::json_string(stats, "/plugins/test_effect/pseudonymous_id") == host.pseudonymous_id());
+    BOOST_TEST(wep::test::json_string(stats, "/plugins/test_effect/analytics_enabled") == "true");
+    BOOST_TEST(wep::test::json_string(stats, "/plugins/test_effect/pseudonymous_id") == host.pseudonymous_id());
     BOOST_TEST(host.mutate("note.created", R"({"chars":5})") == 1);
     BOOST_TEST(host.pending().value() == 1);  // offline: stored, not delivered
     BOOST_TEST(json_int(host.stats_json(), "/plugins/test_effect/mutations") == 1);
@@ -205,7 +205,7 @@ BOOST_AUTO_TEST_CASE(a_plugin_built_for_api_1_0_loads_and_works_in_this_host) {
   BOOST_TEST(host.wait_delivered(std::chrono::seconds(30)).value() == 0);
   const std::string stats = host.stats_json();
   BOOST_TEST(json_int(stats, "/plugins/test_effect_v1_0/delivered") == 1);
-  BOOST_TEST(test_support::json_string(stats, "/plugins/test_effect_v1_0/analytics_enabled") == "false");
+  BOOST_TEST(wep::test::json_string(stats, "/plugins/test_effect_v1_0/analytics_enabled") == "false");
   host.shutdown();
   BOOST_TEST(!is_mapped(kEffectV10));
 }
@@ -246,7 +246,7 @@ BOOST_AUTO_TEST_CASE(plugins_read_the_hosts_event_log_through_api_1_1) {
   BOOST_TEST(json_int(stats, "/plugins/test_effect/out_of_order") == 0);
   // Setting changes in their place among the mutations: the one made after
   // mutation 2 comes first (the log is read after 2), the one after 3 next.
-  BOOST_TEST(test_support::json_string(stats, "/plugins/test_effect/log_trace") ==
+  BOOST_TEST(wep::test::json_string(stats, "/plugins/test_effect/log_trace") ==
              "analytics_enabled=false,m3,analytics_enabled=true,m4,m5");
 
   // Across read chunks (1024 positions each): a change made after mutation
@@ -268,7 +268,7 @@ BOOST_AUTO_TEST_CASE(plugins_read_the_hosts_event_log_through_api_1_1) {
   }
   expected += ",k=2";
   Host replay(options_for(big.path(), {{kEffect, R"({"read_log_after":0})"}}));
-  BOOST_TEST(test_support::json_string(replay.stats_json(), "/plugins/test_effect/log_trace") == expected);
+  BOOST_TEST(wep::test::json_string(replay.stats_json(), "/plugins/test_effect/log_trace") == expected);
 
   // A host without an event log says so: the plugin sees none.
   const wep::HostApiTable no_log("test_effect", "{}", dir.path().string(), {});
@@ -286,8 +286,8 @@ BOOST_AUTO_TEST_CASE(plugins_read_the_hosts_event_log_through_api_1_1) {
 // Every plugin, shipped or test, exports exactly one dynamic symbol: the
 // entry point (hidden visibility plus cmake/plugin_exports.map).
 BOOST_AUTO_TEST_CASE(every_plugin_exports_only_its_entry_point) {
-  for (const std::string& path : {kEffect, kEffectV10, kMajor2, kMinorNewer, kTransport, std::string(ANALYTICS_PATH),
-                                  std::string(SUPABASE_PATH), std::string(NDJSON_PATH)}) {
+  for (const std::string& path : {kEffect, kEffectV10, kMajor2, kMinorNewer, kTransport, std::string(WEP_ANALYTICS_PATH),
+                                  std::string(WEP_SUPABASE_PATH), std::string(WEP_NDJSON_PATH)}) {
     const std::string command = "nm -D --defined-only '" + path + "'";
     FILE* pipe = popen(command.c_str(), "r");
     BOOST_TEST_REQUIRE(pipe != nullptr);

@@ -6,11 +6,11 @@
 
 #include "harness_support.hpp"
 
-using host_stub::Host;
-using host_stub::HostError;
-using test_support::json_string;
-using test_support::options_for;
-using test_support::TempDir;
+using wep::host_stub::Host;
+using wep::host_stub::HostError;
+using wep::test::json_string;
+using wep::test::options_for;
+using wep::test::TempDir;
 
 namespace {
 const std::string kEffect = TEST_EFFECT_PLUGIN_PATH;
@@ -129,7 +129,7 @@ BOOST_AUTO_TEST_CASE(bad_mutations_are_refused_and_the_host_goes_on) {
 
 BOOST_AUTO_TEST_CASE(an_unusable_data_dir_is_refused_naming_it) {
   TempDir dir;
-  test_support::write_file(dir / "file", "not a folder");
+  wep::test::write_file(dir / "file", "not a folder");
   const std::string message = error_of([&] { Host host(options_for(dir / "file")); });
   BOOST_TEST_MESSAGE(message);
   BOOST_TEST(message.find((dir / "file").string()) != std::string::npos);

@@ -11,10 +11,10 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
-#include <wep_test/mapped_library.hpp>
-#include <wep_test/temp_dir.hpp>
+#include <wep/test/mapped_library.hpp>
+#include <wep/test/temp_dir.hpp>
 
-namespace test_support {
+namespace wep::test {
 
 using wep::test::is_mapped;
 using wep::test::TempDir;
@@ -62,4 +62,4 @@ inline bool json_bool(const std::string& json, const char* pointer) {
   return value->GetBool();
 }
 
-}  // namespace test_support
+}  // namespace wep::test

@@ -13,16 +13,16 @@
 #include "nats_test_support.hpp"
 
 using namespace std::chrono_literals;
-using delivery_test::AnalyticsOptions;
-using delivery_test::eventually;
-using delivery_test::host_options;
-using delivery_test::payload;
-using delivery_test::stat;
-using delivery_test::stat_text;
-using nats_test::DirectTransport;
-using nats_test::nats_config_json;
-using nats_test::Rows;
-using nats_test::TempDir;
+using wep::test::AnalyticsOptions;
+using wep::test::eventually;
+using wep::test::host_options;
+using wep::test::payload;
+using wep::test::stat;
+using wep::test::stat_text;
+using wep::test::DirectTransport;
+using wep::test::nats_config_json;
+using wep::test::Rows;
+using wep::test::TempDir;
 
 namespace {
 
@@ -31,14 +31,14 @@ const std::string kSubject = "events.app";
 
 struct Cluster {
   TempDir dir;
-  std::unique_ptr<nats_cluster::NatsCluster> nats;
+  std::unique_ptr<wep::nats_cluster::NatsCluster> nats;
 
   explicit Cluster(std::chrono::milliseconds duplicate_window = 120s) {
     std::filesystem::create_directories(dir.path() / "cluster");
-    nats_cluster::ClusterOptions options;
+    wep::nats_cluster::ClusterOptions options;
     options.dir = dir.path() / "cluster";
-    nats = std::make_unique<nats_cluster::NatsCluster>(options);
-    nats_cluster::StreamOptions stream;
+    nats = std::make_unique<wep::nats_cluster::NatsCluster>(options);
+    wep::nats_cluster::StreamOptions stream;
     stream.name = kStream;
     stream.subjects = {"events.>"};
     stream.replicas = 3;
@@ -50,7 +50,7 @@ struct Cluster {
   }
   AnalyticsOptions analytics(uint32_t batch_size = 100) const {
     AnalyticsOptions options;
-    options.transport_plugin = NATS_TRANSPORT_PATH;
+    options.transport_plugin = WEP_NATS_PATH;
     options.transport_config_json = transport_config();
     options.batch_size = batch_size;
     options.backoff_initial_ms = 50;
@@ -61,12 +61,12 @@ struct Cluster {
   std::filesystem::path host_dir() const { return dir.path() / "host"; }
 };
 
-void mutate_notes(host_stub::Host& host, int64_t first_n, int64_t count) {
+void mutate_notes(wep::host_stub::Host& host, int64_t first_n, int64_t count) {
   for (int64_t n = first_n; n < first_n + count; ++n) host.mutate("note.created", payload(n));
 }
 
-void require_exactly_once(nats_cluster::NatsCluster& nats, int64_t expected) {
-  const nats_cluster::StreamContents contents = nats.read_stream(kStream);
+void require_exactly_once(wep::nats_cluster::NatsCluster& nats, int64_t expected) {
+  const wep::nats_cluster::StreamContents contents = nats.read_stream(kStream);
   BOOST_TEST(contents.messages == expected);
   BOOST_TEST(static_cast<int64_t>(contents.distinct_ids.size()) == expected);
   BOOST_TEST(contents.messages_without_id == 0);
@@ -76,7 +76,7 @@ void require_exactly_once(nats_cluster::NatsCluster& nats, int64_t expected) {
 
 BOOST_AUTO_TEST_CASE(every_row_reaches_the_stream_exactly_once_as_the_supabase_row) {
   Cluster cluster;
-  host_stub::Host host(host_options(cluster.host_dir(), ANALYTICS_PATH, cluster.analytics()));
+  wep::host_stub::Host host(host_options(cluster.host_dir(), WEP_ANALYTICS_PATH, cluster.analytics()));
   mutate_notes(host, 1, 1000);
   host.set_online(true);
   BOOST_TEST_REQUIRE(host.wait_delivered(60s).value_or(-1) == 0);
@@ -84,7 +84,7 @@ BOOST_AUTO_TEST_CASE(every_row_reaches_the_stream_exactly_once_as_the_supabase_r
   // The stream's 120 s window is far above backoff.max_ms + timeout_ms: no warning.
   BOOST_TEST(stat_text(host, "last_error").find("backoff.max_ms") == std::string::npos);
 
-  const nats_cluster::StreamContents contents = cluster.nats->read_stream(kStream, true);
+  const wep::nats_cluster::StreamContents contents = cluster.nats->read_stream(kStream, true);
   BOOST_TEST(contents.messages == 1000);
   BOOST_TEST(contents.distinct_ids.size() == 1000u);
   BOOST_TEST_REQUIRE(!contents.bodies.empty());
@@ -164,7 +164,7 @@ BOOST_AUTO_TEST_CASE(a_duplicate_window_shorter_than_the_retry_horizon_is_report
   AnalyticsOptions options = cluster.analytics();
   options.transport_config_json = cluster.transport_config("\"timeout_ms\": 400");
   options.backoff_max_ms = 5000;
-  host_stub::Host host(host_options(cluster.host_dir(), ANALYTICS_PATH, options));
+  wep::host_stub::Host host(host_options(cluster.host_dir(), WEP_ANALYTICS_PATH, options));
   const std::string warning = stat_text(host, "last_error");
   BOOST_TEST(warning.find("600 ms") != std::string::npos, warning);
   BOOST_TEST(warning.find("backoff.max_ms (5000 ms)") != std::string::npos, warning);
@@ -173,7 +173,7 @@ BOOST_AUTO_TEST_CASE(a_duplicate_window_shorter_than_the_retry_horizon_is_report
 BOOST_AUTO_TEST_CASE(killing_the_stream_leader_during_delivery_keeps_every_row_exactly_once) {
   Cluster cluster;
   constexpr int64_t kEvents = 30000;
-  host_stub::Host host(host_options(cluster.host_dir(), ANALYTICS_PATH, cluster.analytics(200)));
+  wep::host_stub::Host host(host_options(cluster.host_dir(), WEP_ANALYTICS_PATH, cluster.analytics(200)));
   mutate_notes(host, 1, kEvents);
   const int leader = cluster.nats->stream_leader(kStream);
   host.set_online(true);
@@ -192,7 +192,7 @@ BOOST_AUTO_TEST_CASE(killing_the_stream_leader_during_delivery_keeps_every_row_e
 
 BOOST_AUTO_TEST_CASE(the_whole_cluster_down_and_back_loses_nothing) {
   Cluster cluster;
-  host_stub::Host host(host_options(cluster.host_dir(), ANALYTICS_PATH, cluster.analytics()));
+  wep::host_stub::Host host(host_options(cluster.host_dir(), WEP_ANALYTICS_PATH, cluster.analytics()));
   host.set_online(true);
   mutate_notes(host, 1, 300);
   BOOST_TEST_REQUIRE(host.wait_delivered(60s).value_or(-1) == 0);

@@ -14,7 +14,7 @@
 
 #include "nats_test_support.hpp"
 
-using namespace nats_test;
+using namespace wep::test;
 
 namespace {
 

@@ -8,7 +8,7 @@
 
 #include "nats_test_support.hpp"
 
-using namespace nats_test;
+using namespace wep::test;
 using namespace std::chrono_literals;
 
 namespace {
@@ -18,29 +18,29 @@ const std::string kPublisherPassword = "pub-Secret-4711";
 
 struct Cluster {
   TempDir dir;
-  std::unique_ptr<nats_cluster::NatsCluster> nats;
+  std::unique_ptr<wep::nats_cluster::NatsCluster> nats;
 
-  explicit Cluster(nats_cluster::ClusterOptions options, const std::string& subjects) {
+  explicit Cluster(wep::nats_cluster::ClusterOptions options, const std::string& subjects) {
     std::filesystem::create_directories(dir.path() / "cluster");
     options.dir = dir.path() / "cluster";
-    nats = std::make_unique<nats_cluster::NatsCluster>(options);
-    nats_cluster::StreamOptions stream;
+    nats = std::make_unique<wep::nats_cluster::NatsCluster>(options);
+    wep::nats_cluster::StreamOptions stream;
     stream.name = "EVENTS";
     stream.subjects = {subjects};
     nats->create_stream(stream);
   }
 };
 
-nats_cluster::ClusterOptions tls_options() {
-  nats_cluster::ClusterOptions options;
+wep::nats_cluster::ClusterOptions tls_options() {
+  wep::nats_cluster::ClusterOptions options;
   options.tls_cert_file = kCerts + "/server.pem";  // SAN DNS:localhost, IP:127.0.0.1
   options.tls_key_file = kCerts + "/server.key";
   options.ca_file = kCerts + "/ca.pem";
   return options;
 }
 
-nats_cluster::ClusterOptions users_options() {
-  nats_cluster::ClusterOptions options;
+wep::nats_cluster::ClusterOptions users_options() {
+  wep::nats_cluster::ClusterOptions options;
   options.admin_user = "admin";
   options.admin_password = "admin-pw";
   options.extra_config = R"(authorization {

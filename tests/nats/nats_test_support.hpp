@@ -7,17 +7,17 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <nats_cluster/nats_cluster.hpp>
+#include <wep/nats_cluster/nats_cluster.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>
 #include <wep/host_api_table.hpp>
 #include <wep/plugin_host.hpp>
-#include <wep_test/temp_dir.hpp>
+#include <wep/test/temp_dir.hpp>
 
 #include "transport_test_support.hpp"  // wep::test::Rows, event_id_for
 
-namespace nats_test {
+namespace wep::test {
 
 using wep::test::Rows;
 using wep::test::TempDir;
@@ -45,7 +45,7 @@ class DirectTransport {
   DirectTransport(const std::string& config_json, const std::string& data_dir)
       : config_json_(config_json), data_dir_(data_dir) {
     std::string error;
-    library_ = wep::PluginLibrary::open(NATS_TRANSPORT_PATH, error);
+    library_ = wep::PluginLibrary::open(WEP_NATS_PATH, error);
     if (!library_) throw std::runtime_error(error);
     wep::HostServices services;
     services.log = [this](int32_t, std::string_view, std::string_view message) {
@@ -108,4 +108,4 @@ class DirectTransport {
   std::vector<std::string> logs_;
 };
 
-}  // namespace nats_test
+}  // namespace wep::test

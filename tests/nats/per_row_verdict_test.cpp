@@ -11,7 +11,7 @@
 
 #include "delivery_support.hpp"
 
-using namespace delivery_test;
+using namespace wep::test;
 using namespace std::chrono_literals;
 
 namespace {
@@ -47,8 +47,8 @@ struct RawVerdict {
 
 BOOST_AUTO_TEST_CASE(per_row_verdicts_delete_delivered_rows_dead_letter_refused_ones_and_resend_the_rest) {
   TempDir dir;
-  host_stub::Host host(
-      host_options(dir.path(), ANALYTICS_PATH,
+  wep::host_stub::Host host(
+      host_options(dir.path(), WEP_ANALYTICS_PATH,
                    with_transport(PER_ROW_TRANSPORT_PATH,
                                   R"({"reject_event_types": ["poison"], "retry_first_send_of_odd": true})")));
   for (int64_t n = 1; n <= 40; ++n) host.mutate("note.created", payload(n));
@@ -72,7 +72,7 @@ BOOST_AUTO_TEST_CASE(a_resend_window_shorter_than_backoff_max_is_warned_about_in
     TempDir dir;
     AnalyticsOptions options = with_transport(PER_ROW_TRANSPORT_PATH, R"({"resend_window_ms": 50})");
     options.backoff_max_ms = 200;
-    host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, options));
+    wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, options));
     const std::string last_error = stat_text(host, "last_error");
     BOOST_TEST(last_error.find("50 ms") != std::string::npos, last_error);
     BOOST_TEST(last_error.find("shorter than backoff.max_ms (200 ms)") != std::string::npos, last_error);
@@ -81,7 +81,7 @@ BOOST_AUTO_TEST_CASE(a_resend_window_shorter_than_backoff_max_is_warned_about_in
     TempDir dir;
     AnalyticsOptions options = with_transport(PER_ROW_TRANSPORT_PATH, R"({"resend_window_ms": 120000})");
     options.backoff_max_ms = 200;
-    host_stub::Host host(host_options(dir.path(), ANALYTICS_PATH, options));
+    wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, options));
     BOOST_TEST(stat_text(host, "last_error").find("backoff.max_ms") == std::string::npos);
   }
 }
@@ -94,8 +94,8 @@ BOOST_AUTO_TEST_CASE(a_transport_built_for_api_1_1_still_delivers_through_a_1_2_
   BOOST_TEST(library->descriptor().transport->struct_size == offsetof(wep_transport_vtable, resend_window_ms));
 
   TempDir dir;
-  host_stub::Host host(
-      host_options(dir.path(), ANALYTICS_PATH,
+  wep::host_stub::Host host(
+      host_options(dir.path(), WEP_ANALYTICS_PATH,
                    with_transport(SCRIPTED_TRANSPORT_V1_1_PATH,
                                   R"({"reject_event_types": ["poison"], "identify_rejected": true})")));
   for (int64_t n = 1; n <= 30; ++n) host.mutate("note.created", payload(n));

@@ -15,11 +15,11 @@
 #include <filesystem>
 #include <regex>
 #include <stdexcept>
-#include <wep_test/temp_dir.hpp>
+#include <wep/test/temp_dir.hpp>
 
 extern char** environ;
 
-namespace postgres_test {
+namespace wep::test {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -163,4 +163,4 @@ std::string sqlstate_of(const std::string& psql_output) {
   return std::regex_search(psql_output, match, error_line) ? match[1].str() : std::string();
 }
 
-}  // namespace postgres_test
+}  // namespace wep::test

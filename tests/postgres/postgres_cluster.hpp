@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-namespace postgres_test {
+namespace wep::test {
 
 struct ProgramResult {
   int exit_code = -1;  // -1: killed at the deadline or by a signal
@@ -44,4 +44,4 @@ class Cluster {
 // or "" when there is none.
 std::string sqlstate_of(const std::string& psql_output);
 
-}  // namespace postgres_test
+}  // namespace wep::test

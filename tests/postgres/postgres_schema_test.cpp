@@ -16,13 +16,13 @@
 #include <string>
 #include <vector>
 #include <wep/plugin.hpp>
-#include <wep_support/transport_json.hpp>
+#include <wep/support/transport_json.hpp>
 
 #include "postgres_cluster.hpp"
 
-using postgres_test::Cluster;
-using postgres_test::ProgramResult;
-using postgres_test::sqlstate_of;
+using wep::test::Cluster;
+using wep::test::ProgramResult;
+using wep::test::sqlstate_of;
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "nats_cluster/nats_cluster.hpp"
+#include "wep/nats_cluster/nats_cluster.hpp"
 
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
@@ -21,7 +21,7 @@
 
 extern char** environ;
 
-namespace nats_cluster {
+namespace wep::nats_cluster {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -408,4 +408,4 @@ StreamContents NatsCluster::read_stream(const std::string& stream, bool keep_bod
   return contents;
 }
 
-}  // namespace nats_cluster
+}  // namespace wep::nats_cluster

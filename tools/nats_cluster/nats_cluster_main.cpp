@@ -12,7 +12,7 @@
 #include <csignal>
 #include <iostream>
 #include <map>
-#include <nats_cluster/nats_cluster.hpp>
+#include <wep/nats_cluster/nats_cluster.hpp>
 #include <string>
 
 namespace {
@@ -43,11 +43,11 @@ int main(int argc, char** argv) {
   std::signal(SIGTERM, on_signal);
   std::signal(SIGINT, on_signal);
   try {
-    nats_cluster::ClusterOptions options;
+    wep::nats_cluster::ClusterOptions options;
     options.dir = args["--dir"];
     options.nodes = std::stoi(args["--nodes"]);
-    nats_cluster::NatsCluster cluster(options);
-    nats_cluster::StreamOptions stream;
+    wep::nats_cluster::NatsCluster cluster(options);
+    wep::nats_cluster::StreamOptions stream;
     stream.name = args["--stream"];
     stream.subjects = {args["--subject"]};
     stream.replicas = std::stoi(args["--replicas"]);

@@ -1,5 +1,5 @@
 // The loopback PostgREST-speaking HTTPS backend (see backend.hpp).
-#include "test_backend/backend.hpp"
+#include "wep/test_backend/backend.hpp"
 
 #include <Poco/DateTimeFormat.h>
 #include <Poco/DateTimeFormatter.h>
@@ -38,7 +38,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <unordered_map>
-#include <wep_support/bounded_json.hpp>
+#include <wep/support/bounded_json.hpp>
 
 #include "postgrest_insert_body_schema.h"
 
@@ -748,49 +748,56 @@ std::string Backend::ip_url() const {
 const std::string& Backend::api_key() const { return impl_->options.api_key; }
 const std::string& Backend::table() const { return impl_->options.table; }
 
-void Backend::fail_next(int count, int status) {
+void Backend::update(const std::function<void(Impl&)>& change) {
   std::lock_guard lock(impl_->mutex);
-  impl_->fail_count = count;
-  impl_->fail_status = status;
+  change(*impl_);
+}
+
+void Backend::fail_next(int count, int status) {
+  update([&](Impl& i) {
+    i.fail_count = count;
+    i.fail_status = status;
+  });
 }
 
 void Backend::throttle_next(int count, const std::string& retry_after) {
-  std::lock_guard lock(impl_->mutex);
-  impl_->throttle_count = count;
-  impl_->retry_after = retry_after;
+  update([&](Impl& i) {
+    i.throttle_count = count;
+    i.retry_after = retry_after;
+  });
 }
 
 void Backend::set_max_body_bytes(size_t max_bytes) {
-  std::lock_guard lock(impl_->mutex);
-  impl_->max_body_bytes = max_bytes;
+  update([&](Impl& i) { i.max_body_bytes = max_bytes; });
 }
 
 void Backend::reject_event_type(const std::string& event_type, int status) {
-  std::lock_guard lock(impl_->mutex);
-  impl_->rejected_event_type = event_type;
-  impl_->rejected_status = status;
+  update([&](Impl& i) {
+    i.rejected_event_type = event_type;
+    i.rejected_status = status;
+  });
 }
 
 void Backend::reset_before_reply_next(int count) {
-  std::lock_guard lock(impl_->mutex);
-  impl_->reset_before_count = count;
+  update([&](Impl& i) { i.reset_before_count = count; });
 }
 
 void Backend::reset_after_store_next(int count) {
-  std::lock_guard lock(impl_->mutex);
-  impl_->reset_after_count = count;
+  update([&](Impl& i) { i.reset_after_count = count; });
 }
 
 void Backend::delay_next(int count, std::chrono::milliseconds delay) {
-  std::lock_guard lock(impl_->mutex);
-  impl_->delay_count = count;
-  impl_->delay = delay;
+  update([&](Impl& i) {
+    i.delay_count = count;
+    i.delay = delay;
+  });
 }
 
 void Backend::delay_reply_after_store_next(int count, std::chrono::milliseconds delay) {
-  std::lock_guard lock(impl_->mutex);
-  impl_->delay_after_store_count = count;
-  impl_->delay = delay;
+  update([&](Impl& i) {
+    i.delay_after_store_count = count;
+    i.delay = delay;
+  });
 }
 
 const char* Backend::fault_help() {

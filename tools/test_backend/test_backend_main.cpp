@@ -27,7 +27,7 @@
 #include <string>
 #include <vector>
 
-#include "test_backend/backend.hpp"
+#include "wep/test_backend/backend.hpp"
 
 namespace {
 

@@ -346,32 +346,33 @@ inline wep_status resend_window_ms(wep_plugin* self, int64_t* out) noexcept {
 #define WEP_EXPORT extern "C"
 #endif
 
+// The body shared by both entry points: a static descriptor naming the
+// plugin, the API version it was built against and its one vtable.
+#define WEP_DETAIL_RETURN_DESCRIPTOR(plugin_name, plugin_version, effect_vtable, transport_vtable)             \
+  static const wep_plugin_descriptor descriptor = {                                                            \
+      WEP_API_VERSION_MAJOR, WEP_PLUGIN_API_MINOR, sizeof(wep_plugin_descriptor), plugin_name, plugin_version, \
+      effect_vtable,         transport_vtable};                                                                \
+  return &descriptor
+
 // Defines the plugin's one exported entry point for an effect plugin.
 // `factory` is an expression callable as factory(wep::Host) returning
 // std::unique_ptr<wep::EffectPlugin>.
-#define WEP_EFFECT_PLUGIN(plugin_name, plugin_version, factory)                     \
-  WEP_EXPORT const wep_plugin_descriptor* wep_plugin_entry(void) {                  \
-    static const wep_effect_plugin_vtable vtable = {                                \
-        sizeof(wep_effect_plugin_vtable),                                           \
-        [](const wep_host_api* host, wep_sink* error) noexcept {                    \
-          return ::wep::detail::create<::wep::EffectPlugin>(host, error, factory);  \
-        },                                                                          \
-        ::wep::detail::start<::wep::EffectPlugin>,                                  \
-        ::wep::detail::on_event,                                                    \
-        ::wep::detail::pending_count,                                               \
-        ::wep::detail::stats_json,                                                  \
-        ::wep::detail::stop<::wep::EffectPlugin>,                                   \
-        ::wep::detail::destroy<::wep::EffectPlugin>,                                \
-        ::wep::detail::control,                                                     \
-    };                                                                              \
-    static const wep_plugin_descriptor descriptor = {WEP_API_VERSION_MAJOR,         \
-                                                     WEP_PLUGIN_API_MINOR,          \
-                                                     sizeof(wep_plugin_descriptor), \
-                                                     plugin_name,                   \
-                                                     plugin_version,                \
-                                                     &vtable,                       \
-                                                     nullptr};                      \
-    return &descriptor;                                                             \
+#define WEP_EFFECT_PLUGIN(plugin_name, plugin_version, factory)                    \
+  WEP_EXPORT const wep_plugin_descriptor* wep_plugin_entry(void) {                 \
+    static const wep_effect_plugin_vtable vtable = {                               \
+        sizeof(wep_effect_plugin_vtable),                                          \
+        [](const wep_host_api* host, wep_sink* error) noexcept {                   \
+          return ::wep::detail::create<::wep::EffectPlugin>(host, error, factory); \
+        },                                                                         \
+        ::wep::detail::start<::wep::EffectPlugin>,                                 \
+        ::wep::detail::on_event,                                                   \
+        ::wep::detail::pending_count,                                              \
+        ::wep::detail::stats_json,                                                 \
+        ::wep::detail::stop<::wep::EffectPlugin>,                                  \
+        ::wep::detail::destroy<::wep::EffectPlugin>,                               \
+        ::wep::detail::control,                                                    \
+    };                                                                             \
+    WEP_DETAIL_RETURN_DESCRIPTOR(plugin_name, plugin_version, &vtable, nullptr);   \
   }
 
 // The size of the transport vtable of the API minor a plugin declares: a
@@ -398,12 +399,5 @@ inline wep_status resend_window_ms(wep_plugin* self, int64_t* out) noexcept {
         ::wep::detail::destroy<::wep::TransportPlugin>,                               \
         ::wep::detail::resend_window_ms,                                              \
     };                                                                                \
-    static const wep_plugin_descriptor descriptor = {WEP_API_VERSION_MAJOR,           \
-                                                     WEP_PLUGIN_API_MINOR,            \
-                                                     sizeof(wep_plugin_descriptor),   \
-                                                     plugin_name,                     \
-                                                     plugin_version,                  \
-                                                     nullptr,                         \
-                                                     &vtable};                        \
-    return &descriptor;                                                               \
+    WEP_DETAIL_RETURN_DESCRIPTOR(plugin_name, plugin_version, nullptr, &vtable);      \
   }

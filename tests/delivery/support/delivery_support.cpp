@@ -10,7 +10,7 @@
 #include <stdexcept>
 #include <thread>
 
-namespace delivery_test {
+namespace wep::test {
 
 std::string analytics_config_json(const AnalyticsOptions& o) {
   rapidjson::Document transport_config;
@@ -106,9 +106,9 @@ std::string host_stub_config_json(const std::filesystem::path& data_dir, const s
   return buffer.GetString();
 }
 
-host_stub::HostOptions host_options(const std::filesystem::path& data_dir, const std::string& analytics_plugin,
+wep::host_stub::HostOptions host_options(const std::filesystem::path& data_dir, const std::string& analytics_plugin,
                                     const AnalyticsOptions& options) {
-  host_stub::HostOptions host;
+  wep::host_stub::HostOptions host;
   host.data_dir = data_dir;
   host.plugins.push_back({analytics_plugin, analytics_config_json(options)});
   host.plugin_stop_timeout_ms = 5000;
@@ -131,7 +131,7 @@ int64_t n_of(const std::string& properties_json) {
 namespace {
 
 // The analytics plugin's stats object inside the host's stats line.
-std::optional<rapidjson::Document> analytics_stats(host_stub::Host& host) {
+std::optional<rapidjson::Document> analytics_stats(wep::host_stub::Host& host) {
   rapidjson::Document all;
   const std::string text = host.stats_json();
   if (all.Parse(text.c_str()).HasParseError() || !all.IsObject()) return std::nullopt;
@@ -146,14 +146,14 @@ std::optional<rapidjson::Document> analytics_stats(host_stub::Host& host) {
 
 }  // namespace
 
-int64_t stat(host_stub::Host& host, const std::string& name) {
+int64_t stat(wep::host_stub::Host& host, const std::string& name) {
   auto stats = analytics_stats(host);
   if (!stats) return -1;
   auto it = stats->FindMember(name.c_str());
   return it != stats->MemberEnd() && it->value.IsInt64() ? it->value.GetInt64() : -1;
 }
 
-std::string stat_text(host_stub::Host& host, const std::string& name) {
+std::string stat_text(wep::host_stub::Host& host, const std::string& name) {
   auto stats = analytics_stats(host);
   if (!stats) return {};
   auto it = stats->FindMember(name.c_str());
@@ -242,4 +242,4 @@ std::vector<std::string> read_lines(const std::filesystem::path& file) {
   return lines;
 }
 
-}  // namespace delivery_test
+}  // namespace wep::test

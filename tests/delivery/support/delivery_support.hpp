@@ -8,14 +8,14 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
-#include <host_stub/host.hpp>
+#include <wep/host_stub/host.hpp>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
-#include <wep_test/temp_dir.hpp>
+#include <wep/test/temp_dir.hpp>
 
-namespace delivery_test {
+namespace wep::test {
 
 using wep::test::TempDir;
 
@@ -45,7 +45,7 @@ std::string host_stub_config_json(const std::filesystem::path& data_dir, const s
                                   const AnalyticsOptions& options);
 
 // Host options with the analytics plugin (ANALYTICS path) in `data_dir`.
-host_stub::HostOptions host_options(const std::filesystem::path& data_dir, const std::string& analytics_plugin,
+wep::host_stub::HostOptions host_options(const std::filesystem::path& data_dir, const std::string& analytics_plugin,
                                     const AnalyticsOptions& options);
 
 // {"n":<n>} or {"n":<n>,"blob":"<blob>"}: payload of the n-th mutation.
@@ -55,8 +55,8 @@ std::string payload(int64_t n, const std::string& blob = "");
 int64_t n_of(const std::string& properties_json);
 
 // A counter from the analytics plugin's stats (host.stats_json()), or -1.
-int64_t stat(host_stub::Host& host, const std::string& name);
-std::string stat_text(host_stub::Host& host, const std::string& name);
+int64_t stat(wep::host_stub::Host& host, const std::string& name);
+std::string stat_text(wep::host_stub::Host& host, const std::string& name);
 
 // Paths of the plugin's files under a host data dir.
 std::filesystem::path analytics_db(const std::filesystem::path& data_dir);
@@ -80,4 +80,4 @@ bool eventually(const std::function<bool()>& condition, std::chrono::millisecond
 // Lines of a text file (empty if it does not exist).
 std::vector<std::string> read_lines(const std::filesystem::path& file);
 
-}  // namespace delivery_test
+}  // namespace wep::test

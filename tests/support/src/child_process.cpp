@@ -1,4 +1,4 @@
-#include "wep_test/child_process.hpp"
+#include "wep/test/child_process.hpp"
 
 #include <fcntl.h>
 #include <poll.h>

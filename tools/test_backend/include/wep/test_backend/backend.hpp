@@ -188,6 +188,7 @@ class Backend {
   struct Impl;
 
  private:
+  void update(const std::function<void(Impl&)>& change);  // change runs under the backend's lock
   std::unique_ptr<Impl> impl_;
 };
 

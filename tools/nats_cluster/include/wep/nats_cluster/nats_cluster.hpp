@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-namespace nats_cluster {
+namespace wep::nats_cluster {
 
 struct ClusterOptions {
   std::filesystem::path dir;  // must exist; the cluster's files go below it
@@ -110,4 +110,4 @@ class NatsCluster {
   std::vector<Node> nodes_;
 };
 
-}  // namespace nats_cluster
+}  // namespace wep::nats_cluster

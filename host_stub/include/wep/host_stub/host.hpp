@@ -26,7 +26,7 @@
 #include <wep/host/event.hpp>
 #include <wep/host/plugin_manager.hpp>
 
-namespace host_stub {
+namespace wep::host_stub {
 
 // One plugin to load: the file and its own config (a JSON object, given to the
 // plugin verbatim as wep_host_api.plugin_config_json after re-serialisation).
@@ -201,4 +201,4 @@ class CommandInterpreter {
   bool interrupted_ = false;
 };
 
-}  // namespace host_stub
+}  // namespace wep::host_stub
