@@ -44,7 +44,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <wep/host_stub/host.hpp>
 #include <iomanip>
 #include <iostream>
 #include <mutex>
@@ -52,15 +51,20 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
-#include <wep/test_backend/backend.hpp>
 #include <thread>
 #include <vector>
+#include <wep/bench/delivery_setup.hpp>
 #include <wep/host_api_table.hpp>
+#include <wep/host_stub/host.hpp>
 #include <wep/plugin_host.hpp>
+#include <wep/test_backend/backend.hpp>
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using wep::bench::backlog_properties;
+using wep::bench::delivery_config;
+using wep::bench::prefill_queue;
 const std::string kApiKey = "bench-anon-key";
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
@@ -189,78 +193,18 @@ class RssSampler {
 
 std::string created_at_now() { return Poco::DateTimeFormatter::format(Poco::DateTime(), "%Y-%m-%dT%H:%M:%S.%i"); }
 
+// The analytics config delivering to test-backend at `url`.
 std::string analytics_config(const std::string& url, uint32_t batch_size) {
-  rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
-  w.StartObject();
-  w.Key("batch_size");
-  w.Uint(batch_size);
-  w.Key("events");
-  w.StartObject();
-  w.Key("note.created");
-  w.StartObject();
-  w.Key("event_type");
-  w.String("note_created");
-  w.Key("properties");
-  w.StartArray();
-  w.String("n");
-  w.String("kind");
-  w.EndArray();
-  w.EndObject();
-  w.EndObject();
-  w.Key("transport");
-  w.StartObject();
-  w.Key("plugin");
-  w.String(WEP_SUPABASE_PATH);
-  w.Key("config");
-  w.StartObject();
-  w.Key("url");
-  w.String(url.c_str());
-  w.Key("api_key");
-  w.String(kApiKey.c_str());
-  w.Key("ca_file");
-  w.String(wep::test::test_certificates().ca_file.c_str());
-  w.Key("timeout_ms");
-  w.Uint(30000);
-  w.EndObject();
-  w.EndObject();
-  w.EndObject();
-  return buffer.GetString();
-}
-
-// Rows exactly as the plugin stores them for {"n":i,"kind":"text"}.
-void prefill_queue(const std::filesystem::path& db_file, int64_t events, const std::string& user_id) {
-  sqlite3* db = nullptr;
-  if (sqlite3_open(db_file.c_str(), &db) != SQLITE_OK) throw std::runtime_error("cannot open " + db_file.string());
-  sqlite3_busy_timeout(db, 5000);
-  auto exec = [&](const char* sql) {
-    char* error = nullptr;
-    if (sqlite3_exec(db, sql, nullptr, nullptr, &error) != SQLITE_OK) {
-      std::string message = error ? error : "?";
-      sqlite3_free(error);
-      throw std::runtime_error(std::string(sql) + ": " + message);
-    }
-  };
-  exec("BEGIN");
-  sqlite3_stmt* insert = nullptr;
-  sqlite3_prepare_v2(db,
-                     "INSERT INTO analytics_queue (event_type, properties, user_id, created_at) VALUES "
-                     "('note_created', ?1, ?2, ?3)",
-                     -1, &insert, nullptr);
-  const std::string created_at = created_at_now();
-  for (int64_t i = 1; i <= events; ++i) {
-    const std::string properties = "{\"n\":" + std::to_string(i) + ",\"kind\":\"text\"}";
-    sqlite3_bind_text(insert, 1, properties.c_str(), static_cast<int>(properties.size()), SQLITE_TRANSIENT);
-    sqlite3_bind_text(insert, 2, user_id.c_str(), static_cast<int>(user_id.size()), SQLITE_STATIC);
-    sqlite3_bind_text(insert, 3, created_at.c_str(), static_cast<int>(created_at.size()), SQLITE_STATIC);
-    if (sqlite3_step(insert) != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(db));
-    sqlite3_reset(insert);
-  }
-  sqlite3_finalize(insert);
-  // The plugin's O(1) pending counter (see schemas/analytics_queue.sql).
-  exec("UPDATE analytics_queue_count SET pending = (SELECT count(*) FROM analytics_queue)");
-  exec("COMMIT");
-  sqlite3_close(db);
+  return delivery_config(WEP_SUPABASE_PATH, batch_size, [&](wep::bench::JsonWriter& w) {
+    w.Key("url");
+    w.String(url.c_str());
+    w.Key("api_key");
+    w.String(kApiKey.c_str());
+    w.Key("ca_file");
+    w.String(wep::test::test_certificates().ca_file.c_str());
+    w.Key("timeout_ms");
+    w.Uint(30000);
+  });
 }
 
 int64_t plugin_stat(wep::host_stub::Host& host, const char* name) {
@@ -297,7 +241,7 @@ PluginFigures run_plugin(const std::filesystem::path& work, int64_t events, uint
     wep::host_stub::Host host(options);  // creates and migrates the queue database
     figures.user_id = host.pseudonymous_id();
   }
-  prefill_queue(data_dir / "plugins" / "analytics" / "analytics.db", events, figures.user_id);
+  prefill_queue(data_dir / "plugins" / "analytics" / "analytics.db", events, figures.user_id, created_at_now());
   ::sync();  // the backlog's write-back is the bench's set-up, not the plugin's work
 
   wep::host_stub::Host host(options);
@@ -369,7 +313,7 @@ ReferenceFigures run_transport_only(const std::filesystem::path& work, int64_t e
   Poco::UUIDGenerator& uuids = Poco::UUIDGenerator::defaultGenerator();
   for (int64_t i = 1; i <= events; ++i) {
     event_ids.push_back(uuids.createRandom().toString());
-    properties.push_back("{\"n\":" + std::to_string(i) + ",\"kind\":\"text\"}");
+    properties.push_back(backlog_properties(i));
   }
   std::vector<wep_row> rows;
   rows.reserve(static_cast<size_t>(events));

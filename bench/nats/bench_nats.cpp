@@ -23,14 +23,15 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <wep/host_stub/host.hpp>
 #include <iomanip>
 #include <iostream>
-#include <wep/nats_cluster/nats_cluster.hpp>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
+#include <wep/bench/delivery_setup.hpp>
+#include <wep/host_stub/host.hpp>
+#include <wep/nats_cluster/nats_cluster.hpp>
 #include <wep/plugin.hpp>
 #include <wep/support/transport_json.hpp>
 #include <wep/test/temp_dir.hpp>
@@ -40,88 +41,28 @@
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using wep::bench::backlog_properties;
+using wep::bench::delivery_config;
+using wep::bench::prefill_queue;
 const std::string kStream = "BENCH";
 const std::string kSubject = "bench.events";
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
-std::string properties_of(int64_t n) { return "{\"n\":" + std::to_string(n) + ",\"kind\":\"text\"}"; }
-
+// The analytics config delivering to the cluster.
 std::string analytics_config(const std::vector<std::string>& servers, uint32_t batch_size) {
-  rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
-  w.StartObject();
-  w.Key("batch_size");
-  w.Uint(batch_size);
-  w.Key("events");
-  w.StartObject();
-  w.Key("note.created");
-  w.StartObject();
-  w.Key("event_type");
-  w.String("note_created");
-  w.Key("properties");
-  w.StartArray();
-  w.String("n");
-  w.String("kind");
-  w.EndArray();
-  w.EndObject();
-  w.EndObject();
-  w.Key("transport");
-  w.StartObject();
-  w.Key("plugin");
-  w.String(WEP_NATS_PATH);
-  w.Key("config");
-  w.StartObject();
-  w.Key("servers");
-  w.StartArray();
-  for (const auto& url : servers) w.String(url.c_str());
-  w.EndArray();
-  w.Key("subject");
-  w.String(kSubject.c_str());
-  w.Key("stream");
-  w.String(kStream.c_str());
-  w.Key("timeout_ms");
-  w.Uint(30000);
-  w.EndObject();
-  w.EndObject();
-  w.EndObject();
-  return buffer.GetString();
-}
-
-// The backlog, written straight into the plugin's queue in one transaction
-// while the host is stopped: rows 1..events, as the plugin stores them.
-void prefill_queue(const std::filesystem::path& db_file, int64_t events, const std::string& user_id,
-                   const std::string& created_at) {
-  sqlite3* db = nullptr;
-  if (sqlite3_open(db_file.c_str(), &db) != SQLITE_OK) throw std::runtime_error("cannot open " + db_file.string());
-  auto exec = [&](const char* sql) {
-    char* error = nullptr;
-    if (sqlite3_exec(db, sql, nullptr, nullptr, &error) != SQLITE_OK) {
-      const std::string message = error ? error : "?";
-      sqlite3_free(error);
-      sqlite3_close(db);
-      throw std::runtime_error(std::string(sql) + ": " + message);
-    }
-  };
-  exec("BEGIN");
-  sqlite3_stmt* insert = nullptr;
-  sqlite3_prepare_v2(db,
-                     "INSERT INTO analytics_queue (id, event_type, properties, user_id, created_at) VALUES "
-                     "(?1, 'note_created', ?2, ?3, ?4)",
-                     -1, &insert, nullptr);
-  for (int64_t i = 1; i <= events; ++i) {
-    const std::string properties = properties_of(i);
-    sqlite3_bind_int64(insert, 1, i);
-    sqlite3_bind_text(insert, 2, properties.c_str(), static_cast<int>(properties.size()), SQLITE_TRANSIENT);
-    sqlite3_bind_text(insert, 3, user_id.c_str(), static_cast<int>(user_id.size()), SQLITE_STATIC);
-    sqlite3_bind_text(insert, 4, created_at.c_str(), static_cast<int>(created_at.size()), SQLITE_STATIC);
-    if (sqlite3_step(insert) != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(db));
-    sqlite3_reset(insert);
-  }
-  sqlite3_finalize(insert);
-  exec("UPDATE analytics_queue_count SET pending = (SELECT count(*) FROM analytics_queue)");
-  exec("COMMIT");
-  sqlite3_close(db);
+  return delivery_config(WEP_NATS_PATH, batch_size, [&](wep::bench::JsonWriter& w) {
+    w.Key("servers");
+    w.StartArray();
+    for (const auto& url : servers) w.String(url.c_str());
+    w.EndArray();
+    w.Key("subject");
+    w.String(kSubject.c_str());
+    w.Key("stream");
+    w.String(kStream.c_str());
+    w.Key("timeout_ms");
+    w.Uint(30000);
+  });
 }
 
 // The messages the plugin sends for that backlog: body and Nats-Msg-Id.
@@ -139,7 +80,7 @@ Messages messages_for(int64_t events, const std::string& user_id, const std::str
   std::string why;
   for (int64_t i = 1; i <= events; ++i) {
     out.ids.push_back(wep::analytics::event_id_for(user_id, i, created_at));
-    const std::string properties = properties_of(i);
+    const std::string properties = backlog_properties(i);
     const wep_row row{i,
                       wep::str(out.ids.back()),
                       wep::str("note_created"),

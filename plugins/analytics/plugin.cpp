@@ -144,10 +144,13 @@ void AnalyticsPlugin::start() {
   Writer::Hooks hooks;
   hooks.rows_stored = [this] { with_flusher([](Flusher& f) { f.rows_stored(); }); };
   hooks.close_connections = [this] {
-    reader_->close();
+    reader_->hold();
     with_flusher([](Flusher& f) { f.close_queue(); });
   };
-  hooks.reopen_connections = [this] { with_flusher([](Flusher& f) { f.reopen_queue(); }); };
+  hooks.reopen_connections = [this] {
+    reader_->release();
+    with_flusher([](Flusher& f) { f.reopen_queue(); });
+  };
   hooks.report_error = [this](const std::string& message) { report_store_error(message); };
   writer_ =
       std::make_unique<Writer>(config_, store_options_, host_, stats_, *buffer_, progress_, *mapper_, std::move(hooks));

@@ -3,7 +3,10 @@
 // thread and the flusher.
 #pragma once
 
+#include <sqlite3.h>
+
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -90,9 +93,14 @@ class SharedQueueStore {
 
   // Runs f(QueueStore&) under the mutex, opening the store first if needed.
   // Throws StoreError (and drops the connection, to reopen next time).
+  // While held (hold() .. release()) it waits for release() first, at most
+  // kHoldWait, then throws StoreError.
   template <class F>
   auto with(F&& f) {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
+    if (!released_.wait_for(lock, kHoldWait, [this] { return !held_; })) {
+      throw StoreError(SQLITE_BUSY, "analytics queue: the queue file is being replaced");
+    }
     try {
       if (!store_) store_ = std::make_unique<QueueStore>(path_, options_);
       return f(*store_);
@@ -106,11 +114,29 @@ class SharedQueueStore {
     std::lock_guard lock(mutex_);
     store_.reset();
   }
+  // Closes the connection and keeps it closed until release(): the writer is
+  // moving, deleting or recreating the file and its -wal / -shm, and a
+  // connection opened meanwhile would create them again under its feet.
+  void hold() {
+    std::lock_guard lock(mutex_);
+    held_ = true;
+    store_.reset();
+  }
+  void release() {
+    {
+      std::lock_guard lock(mutex_);
+      held_ = false;
+    }
+    released_.notify_all();
+  }
 
  private:
   const std::string path_;
   const StoreOptions options_;
+  static constexpr std::chrono::seconds kHoldWait{30};
   std::mutex mutex_;
+  std::condition_variable released_;
+  bool held_ = false;
   std::unique_ptr<QueueStore> store_;
 };
 

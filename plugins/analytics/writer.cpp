@@ -525,8 +525,9 @@ bool Writer::reopen_changed_file() {
                                      " was replaced by another file; the queue goes on in that file"
                                : "the queue database " + config_.database_path +
                                      " was deleted; a fresh queue was created (the rows it held are lost)");
+  const bool opened = open_store();  // before the other connections: none of them creates the file
   hooks_.reopen_connections();
-  return open_store();
+  return opened;
 }
 
 bool Writer::recover_from_corruption(const std::string& reason) {

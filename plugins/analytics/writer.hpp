@@ -96,9 +96,9 @@ bool enabled_from_json(std::string_view value_json);
 class Writer {
  public:
   struct Hooks {
-    std::function<void()> rows_stored;                     // after each committed insert of rows
-    std::function<void()> close_connections;               // before a damaged file is moved aside
-    std::function<void()> reopen_connections;              // after the fresh file exists
+    std::function<void()> rows_stored;         // after each committed insert of rows
+    std::function<void()> close_connections;   // before the file is moved aside or recreated; closed until reopen
+    std::function<void()> reopen_connections;  // after the fresh file exists
     std::function<void(const std::string&)> report_error;  // a store problem, for log and stats
   };
 

@@ -14,14 +14,14 @@
 
 using namespace std::chrono_literals;
 using wep::test::AnalyticsOptions;
+using wep::test::DirectTransport;
 using wep::test::eventually;
 using wep::test::host_options;
+using wep::test::nats_config_json;
 using wep::test::payload;
+using wep::test::Rows;
 using wep::test::stat;
 using wep::test::stat_text;
-using wep::test::DirectTransport;
-using wep::test::nats_config_json;
-using wep::test::Rows;
 using wep::test::TempDir;
 
 namespace {
@@ -33,10 +33,12 @@ struct Cluster {
   TempDir dir;
   std::unique_ptr<wep::nats_cluster::NatsCluster> nats;
 
-  explicit Cluster(std::chrono::milliseconds duplicate_window = 120s) {
+  // extra_server_config: server config lines for every node (e.g. max_payload).
+  explicit Cluster(std::chrono::milliseconds duplicate_window = 120s, const std::string& extra_server_config = "") {
     std::filesystem::create_directories(dir.path() / "cluster");
     wep::nats_cluster::ClusterOptions options;
     options.dir = dir.path() / "cluster";
+    options.extra_config = extra_server_config;
     nats = std::make_unique<wep::nats_cluster::NatsCluster>(options);
     wep::nats_cluster::StreamOptions stream;
     stream.name = kStream;
@@ -152,6 +154,26 @@ BOOST_AUTO_TEST_CASE(an_oversized_row_is_refused_for_good_and_the_others_deliver
   BOOST_TEST(old_verdict.kind == WEP_VERDICT_REJECTED, old_verdict.reason);
   BOOST_TEST(old_verdict.flags == (std::vector<uint8_t>{0, 1, 0}), boost::test_tools::per_element());
   require_exactly_once(*cluster.nats, 4);
+}
+
+// Servers configured with a small max_payload: a row the shared encoder
+// accepts (its properties are under the schema's bound) but that is larger
+// than the servers take is refused for good by the transport itself, naming
+// max_payload, and the rows beside it are delivered.
+BOOST_AUTO_TEST_CASE(a_row_over_the_servers_max_payload_is_refused_and_the_others_delivered) {
+  Cluster cluster(120s, "max_payload: 4096");
+  TempDir data;
+  DirectTransport transport(cluster.transport_config(), data.path().string());
+  BOOST_TEST_REQUIRE(transport.start() == "");
+  const std::string large = "{\"blob\":\"" + std::string(8 * 1024, 'x') + "\"}";  // under the encoder's 12 KiB
+  Rows rows;
+  rows.add(1).add(2, "note_created", large).add(3);
+  const auto verdict = transport.send(rows);
+  BOOST_TEST_REQUIRE(verdict.kind == WEP_VERDICT_PER_ROW, verdict.reason);
+  BOOST_TEST(verdict.flags == (std::vector<uint8_t>{WEP_ROW_DELIVERED, WEP_ROW_REJECTED, WEP_ROW_DELIVERED}),
+             boost::test_tools::per_element());
+  BOOST_TEST(verdict.reason.find("at most 4096 (max_payload)") != std::string::npos, verdict.reason);
+  require_exactly_once(*cluster.nats, 2);
 }
 
 BOOST_AUTO_TEST_CASE(a_duplicate_window_shorter_than_the_retry_horizon_is_reported) {
