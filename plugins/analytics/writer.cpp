@@ -343,10 +343,14 @@ void Writer::read_for_catch_up(CatchUpPipe& pipe, Checkpoint position, int64_t b
   // earlier catch-up cut short holds.
   chunk.discard_held = !enabled_now;
   bool pipe_open = true;
+  bool cut_short = false;  // stopped before the log's end
   bool reached_end = false;
   try {
     const bool read = host_.read_event_log(position.last_sequence, [&](const wep_event& event) {
-      if (stopping_.load(std::memory_order_relaxed)) return false;
+      if (stopping_.load(std::memory_order_relaxed)) {
+        cut_short = true;
+        return false;
+      }
       if (event.kind == WEP_EVENT_SETTING_CHANGED) {
         if (wep::view(event.setting.key) == kEnabledKey) {
           position.enabled = enabled_from_json(wep::view(event.setting.value_json));
@@ -386,7 +390,7 @@ void Writer::read_for_catch_up(CatchUpPipe& pipe, Checkpoint position, int64_t b
     if (!read) {
       *error = "the host could not read its event log";
       reached_end = false;
-    } else if (pipe_open && !stopping_.load()) {
+    } else if (pipe_open && !cut_short) {
       reached_end = true;  // the log ended before a later mutation: also the end
     }
   } catch (const std::exception& e) {
