@@ -53,3 +53,10 @@ CREATE TABLE analytics_checkpoint (
     last_sequence INTEGER NOT NULL,  -- the last mutation processed (stored or not)
     enabled INTEGER NOT NULL         -- analytics_enabled as of that mutation (1 / 0)
 );
+
+-- @migration 5: rows held back from delivery while a catch-up is under way
+-- NULL: nothing held. Otherwise rows with id >= hold_from_id were stored by a
+-- start-up catch-up that has not reached its end yet: they are not handed to
+-- the transport (a setting change to false found later in the log deletes
+-- them) until the catch-up ends and sets this back to NULL.
+ALTER TABLE analytics_checkpoint ADD COLUMN hold_from_id INTEGER;

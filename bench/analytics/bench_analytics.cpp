@@ -19,7 +19,9 @@
 //     id), a prepared statement, WAL + synchronous=NORMAL as the plugin,
 //     committed kPluginRowsPerTransaction rows per transaction (the plugin
 //     writer's largest transaction, which it reaches under this load), and
-//     once more as one transaction for everything (the limit);
+//     once more as one transaction for everything (the limit); and, for
+//     information, at 4,096 rows per transaction through INSERT statements
+//     of 32 rows each, as the plugin's writer stores them;
 //   - pending_count at 1,000,000 queued rows, and RSS along that backlog.
 #include <Poco/TemporaryFile.h>
 #include <sqlite3.h>
@@ -50,6 +52,9 @@ namespace {
 // The analytics writer commits at most this many rows per transaction
 // (kMaxRowsPerTransaction in plugins/analytics); under a burst it does.
 constexpr int kPluginRowsPerTransaction = 4096;
+// Rows per INSERT statement of the plugin's writer (kRowsPerInsertStatement
+// in plugins/analytics/queue_store.cpp).
+constexpr int kPluginRowsPerStatement = 32;
 
 constexpr const char* kEvents =
     R"("events": {"note.created": {"event_type": "note_created", "properties": ["kind", "length", "pinned"]}})";
@@ -82,9 +87,11 @@ void exec(sqlite3* db, const char* sql) {
 }
 
 // The plain-SQLite reference: the spec's table, the rows the plugin stores,
-// the plugin's pragmas, a prepared statement, `rows_per_transaction` rows
-// per transaction. Rows/s from the first insert to the last commit.
-double plain_sqlite_rows_per_second(const std::filesystem::path& file, int rows, int rows_per_transaction) {
+// the plugin's pragmas, a prepared statement of `rows_per_statement` rows
+// (1: one row per statement), `rows_per_transaction` rows per transaction.
+// Rows/s from the first insert to the last commit.
+double plain_sqlite_rows_per_second(const std::filesystem::path& file, int rows, int rows_per_transaction,
+                                    int rows_per_statement = 1) {
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK) {
     throw std::runtime_error("cannot open " + file.string());
@@ -106,25 +113,39 @@ double plain_sqlite_rows_per_second(const std::filesystem::path& file, int rows,
                   utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, static_cast<int>(ms % 1000));
     created_at[static_cast<size_t>(i)] = text;
   }
-  sqlite3_stmt* insert = nullptr;
-  sqlite3_prepare_v2(db,
-                     "INSERT INTO analytics_queue (event_type, properties, user_id, created_at) VALUES (?, ?, ?, ?)",
-                     -1, &insert, nullptr);
+  const auto prepare = [&](int statement_rows) {
+    std::string sql = "INSERT INTO analytics_queue (event_type, properties, user_id, created_at) VALUES (?, ?, ?, ?)";
+    for (int i = 1; i < statement_rows; ++i) sql += ", (?, ?, ?, ?)";
+    sqlite3_stmt* statement = nullptr;
+    sqlite3_prepare_v2(db, sql.c_str(), -1, &statement, nullptr);
+    return statement;
+  };
+  sqlite3_stmt* insert_one = prepare(1);
+  sqlite3_stmt* insert_run = prepare(rows_per_statement);
   const std::string properties = kStoredProperties;
   const auto start = Clock::now();
-  for (int i = 0; i < rows; ++i) {
-    if (i % rows_per_transaction == 0) exec(db, "BEGIN");
-    sqlite3_bind_text(insert, 1, "note_created", -1, SQLITE_STATIC);
-    sqlite3_bind_text(insert, 2, properties.data(), static_cast<int>(properties.size()), SQLITE_STATIC);
-    sqlite3_bind_text(insert, 3, kUserId, -1, SQLITE_STATIC);
-    const std::string& at = created_at[static_cast<size_t>(i)];
-    sqlite3_bind_text(insert, 4, at.data(), static_cast<int>(at.size()), SQLITE_STATIC);
-    if (sqlite3_step(insert) != SQLITE_DONE) throw std::runtime_error("reference insert failed");
-    sqlite3_reset(insert);
-    if (i % rows_per_transaction == rows_per_transaction - 1 || i == rows - 1) exec(db, "COMMIT");
+  for (int first = 0; first < rows; first += rows_per_transaction) {
+    const int last = std::min(rows, first + rows_per_transaction);  // exclusive
+    exec(db, "BEGIN");
+    for (int i = first; i < last;) {
+      sqlite3_stmt* insert = last - i >= rows_per_statement ? insert_run : insert_one;
+      const int statement_rows = insert == insert_run ? rows_per_statement : 1;
+      for (int row = 0; row < statement_rows; ++row, ++i) {
+        const int p = 4 * row;
+        sqlite3_bind_text(insert, p + 1, "note_created", -1, SQLITE_STATIC);
+        sqlite3_bind_text(insert, p + 2, properties.data(), static_cast<int>(properties.size()), SQLITE_STATIC);
+        sqlite3_bind_text(insert, p + 3, kUserId, -1, SQLITE_STATIC);
+        const std::string& at = created_at[static_cast<size_t>(i)];
+        sqlite3_bind_text(insert, p + 4, at.data(), static_cast<int>(at.size()), SQLITE_STATIC);
+      }
+      if (sqlite3_step(insert) != SQLITE_DONE) throw std::runtime_error("reference insert failed");
+      sqlite3_reset(insert);
+    }
+    exec(db, "COMMIT");
   }
   const double elapsed = seconds_since(start);
-  sqlite3_finalize(insert);
+  sqlite3_finalize(insert_one);
+  sqlite3_finalize(insert_run);
   sqlite3_close(db);
   return rows / elapsed;
 }
@@ -214,6 +235,7 @@ int main(int argc, char** argv) {
 
   // 2. The enqueue path against plain SQLite, alternating within rounds.
   std::vector<double> handler_p50, handler_p99, handler_p999, handoff, stored, reference, reference_one, ratio;
+  std::vector<double> reference_multi_row, ratio_multi_row;
   int64_t dropped = 0;
   for (int round = 0; round < rounds; ++round) {
     const std::string n = std::to_string(round);
@@ -231,8 +253,12 @@ int main(int argc, char** argv) {
       run_plugin();
     }
     one_transaction = plain_sqlite_rows_per_second(dir / ("limit" + n + ".db"), events, events);
+    const double multi_row = plain_sqlite_rows_per_second(dir / ("multi" + n + ".db"), events,
+                                                          kPluginRowsPerTransaction, kPluginRowsPerStatement);
+    reference_multi_row.push_back(multi_row);
+    ratio_multi_row.push_back(100.0 * plugin.stored_per_s / multi_row);
     std::filesystem::remove_all(dir / ("plugin" + n));
-    for (const char* name : {"reference", "limit"}) {
+    for (const char* name : {"reference", "limit", "multi"}) {
       for (const char* suffix : {".db", ".db-wal", ".db-shm"}) std::filesystem::remove(dir / (name + n + suffix));
     }
     handler_p50.push_back(plugin.handler_p50_us);
@@ -257,7 +283,9 @@ int main(int argc, char** argv) {
   print_rounds("stored_events_per_s", stored, "events/s", 0);
   print_rounds("plain_sqlite_rows_per_s_same_transaction_size", reference, "rows/s", 0);
   print_rounds("plain_sqlite_rows_per_s_one_transaction", reference_one, "rows/s", 0);
+  print_rounds("plain_sqlite_rows_per_s_32_row_statements", reference_multi_row, "rows/s", 0);
   print_rounds("stored_vs_plain_sqlite", ratio, "%", 1);
+  print_rounds("stored_vs_plain_sqlite_32_row_statements", ratio_multi_row, "%", 1);
   print_once("stored_dropped", static_cast<double>(dropped), "events", 0);
   print_once("peak_rss_vmhwm", static_cast<double>(status_kb("VmHWM")), "kB", 0);
   return dropped == 0 ? 0 : 1;

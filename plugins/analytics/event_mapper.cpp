@@ -94,6 +94,34 @@ const std::string& EventMapper::created_at(int64_t committed_at_ms) {
 
 bool EventMapper::map(std::string_view mutation_type, std::string_view payload_json, int64_t committed_at_ms,
                       NewRow& row) {
+  MappedEvent mapped;
+  if (!map_event(mutation_type, payload_json, mapped)) return false;
+  fill_row(mapped.event_type, mapped.properties_json, committed_at_ms, row);
+  return true;
+}
+
+void EventMapper::fill_row(std::string_view event_type, std::optional<std::string_view> properties_json,
+                           int64_t committed_at_ms, NewRow& row) {
+  // Assignments, not emplace: a reused row keeps its strings' capacity.
+  row.event_type.assign(event_type);
+  if (!properties_json) {
+    row.properties_json.reset();
+  } else if (row.properties_json) {
+    row.properties_json->assign(*properties_json);
+  } else {
+    row.properties_json.emplace(*properties_json);
+  }
+  if (!user_id_) {
+    row.user_id.reset();
+  } else if (row.user_id) {
+    row.user_id->assign(*user_id_);
+  } else {
+    row.user_id.emplace(*user_id_);
+  }
+  row.created_at.assign(created_at(committed_at_ms));
+}
+
+bool EventMapper::map_event(std::string_view mutation_type, std::string_view payload_json, MappedEvent& out) {
   const auto mapping = config_.events.find(mutation_type);
   if (mapping == config_.events.end()) {
     stats_.dropped_unmapped.fetch_add(1, std::memory_order_relaxed);
@@ -153,20 +181,12 @@ bool EventMapper::map(std::string_view mutation_type, std::string_view payload_j
   }
   writer.EndObject();
 
-  row.event_type = mapping->second.event_type;
-  // Assignments, not emplace: a reused row keeps its strings' capacity.
+  out.event_type = mapping->second.event_type;
   if (any) {
-    const std::string_view text(properties.GetString(), properties.GetSize());
-    if (row.properties_json) {
-      row.properties_json->assign(text);
-    } else {
-      row.properties_json.emplace(text);
-    }
+    out.properties_json.emplace(properties.GetString(), properties.GetSize());
   } else {
-    row.properties_json.reset();  // nothing kept: NULL, not "{}"
+    out.properties_json.reset();  // nothing kept: NULL, not "{}"
   }
-  row.user_id = user_id_;
-  row.created_at = created_at(committed_at_ms);
   return true;
 }
 

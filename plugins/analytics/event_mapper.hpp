@@ -22,7 +22,18 @@ namespace wep::analytics {
 // A string property is kept only if it is at most this many bytes long.
 inline constexpr size_t kMaxPropertyStringBytes = 64;
 
-// Maps events for one plugin instance. Used by the writer thread only.
+// What a mutation maps to, before it becomes a row: the row's event type
+// and its properties as JSON (nullopt: none kept, stored as NULL). The views
+// stay valid until the mapper's next call (event_type: as long as the
+// config).
+struct MappedEvent {
+  std::string_view event_type;
+  std::optional<std::string_view> properties_json;
+};
+
+// Maps events for one plugin instance. Not thread-safe: each thread that
+// maps uses its own mapper (the host's lane, the writer); the counters in
+// Stats are shared atomics.
 class EventMapper {
  public:
   // `user_id` is the host's pseudonymous id (nullopt: rows get NULL).
@@ -32,8 +43,17 @@ class EventMapper {
 
   // Fills `row` from one committed mutation and returns true, or returns
   // false (counted in stats: unmapped type, payload not a JSON object) when
-  // the mutation is not recorded.
+  // the mutation is not recorded. Same as map_event then fill_row.
   bool map(std::string_view mutation_type, std::string_view payload_json, int64_t committed_at_ms, NewRow& row);
+
+  // The mapping alone (the JSON work): fills `out` and returns true, or
+  // returns false as map() does (counted the same way).
+  bool map_event(std::string_view mutation_type, std::string_view payload_json, MappedEvent& out);
+
+  // Fills `row` from a mapped event: its type and properties, the user id,
+  // created_at from committed_at_ms. Reuses the row's strings.
+  void fill_row(std::string_view event_type, std::optional<std::string_view> properties_json, int64_t committed_at_ms,
+                NewRow& row);
 
  private:
   const std::string& created_at(int64_t committed_at_ms);

@@ -11,8 +11,8 @@ HandOffBuffer::HandOffBuffer(size_t max_events, size_t max_bytes) : max_events_(
   pending_.arena_.reserve(std::min<size_t>(max_bytes, size_t{1} << 20));
 }
 
-bool HandOffBuffer::try_push(std::string_view type, std::string_view payload_json, int64_t committed_at_ms,
-                             int64_t sequence) {
+bool HandOffBuffer::try_push(HandOffBatch::Kind kind, std::string_view type, std::string_view payload_json,
+                             int64_t committed_at_ms, int64_t sequence) {
   bool wake_consumer = false;
   {
     std::lock_guard lock(mutex_);
@@ -27,8 +27,8 @@ bool HandOffBuffer::try_push(std::string_view type, std::string_view payload_jso
     arena.append(type);
     const size_t payload_offset = arena.size();
     arena.append(payload_json);
-    pending_.events_.push_back({HandOffBatch::Kind::mutation, type_offset, type.size(), payload_offset,
-                                payload_json.size(), sequence, committed_at_ms});
+    pending_.events_.push_back(
+        {kind, type_offset, type.size(), payload_offset, payload_json.size(), sequence, committed_at_ms});
     ++accepted_;
     // Only the first event after the consumer fell asleep pays for a wake-up.
     wake_consumer = std::exchange(consumer_waiting_, false);

@@ -28,7 +28,10 @@ namespace wep::analytics {
 class HandOffBatch {
  public:
   enum class Kind : uint8_t {
-    mutation,         // type, payload, sequence, committed_at_ms
+    mutation,         // not mapped yet: type, payload, sequence, committed_at_ms
+    mapped,           // mapped by the producer: type is the row's event type, payload its properties JSON
+    mapped_bare,      // mapped, no property kept: type is the row's event type, payload empty (NULL properties)
+    not_recorded,     // the mapping refused it (counted then): only sequence and committed_at_ms
     enabled_changed,  // analytics_enabled changed; payload is its JSON value
   };
   struct Event {
@@ -66,10 +69,15 @@ class HandOffBuffer {
  public:
   HandOffBuffer(size_t max_events, size_t max_bytes);
 
-  // Producer: copies a mutation in. False when the buffer is full, the event
-  // alone exceeds max_bytes, or stop was requested; never blocks beyond the
-  // short internal mutex.
-  bool try_push(std::string_view type, std::string_view payload_json, int64_t committed_at_ms, int64_t sequence = 0);
+  // Producer: copies a mutation in (kind: mutation, mapped, mapped_bare or
+  // not_recorded; see HandOffBatch::Kind for what type and payload hold).
+  // False when the buffer is full, the event alone exceeds max_bytes, or
+  // stop was requested; never blocks beyond the short internal mutex.
+  bool try_push(HandOffBatch::Kind kind, std::string_view type, std::string_view payload_json, int64_t committed_at_ms,
+                int64_t sequence);
+  bool try_push(std::string_view type, std::string_view payload_json, int64_t committed_at_ms, int64_t sequence = 0) {
+    return try_push(HandOffBatch::Kind::mutation, type, payload_json, committed_at_ms, sequence);
+  }
 
   // Producer: a change of analytics_enabled, in order with the mutations.
   // Taken even when the buffer is full (changes are rare and small); false

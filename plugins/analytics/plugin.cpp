@@ -3,11 +3,14 @@
 // the flusher (flusher.hpp).
 //
 // Threads:
-//   lane    (the host's)  on_event: EnqueueAnalyticsEventUseCase hands the
-//                          event to the HandOffBuffer; settings and
-//                          connectivity are applied in bus order.
+//   lane    (the host's)  on_event: EnqueueAnalyticsEventUseCase maps the
+//                          event (its own EventMapper) and hands the result
+//                          to the HandOffBuffer; settings and connectivity
+//                          are applied in bus order.
 //   writer  (ours)         stores rows and the event-log checkpoint, ages out,
-//                          recovers from a damaged database (writer.hpp).
+//                          recovers from a damaged database (writer.hpp);
+//                          during the start-up catch-up a reader thread of
+//                          its own reads and maps the host's log.
 //   flusher (ours, if a transport is configured) sends rows (flusher.cpp).
 //   any host thread        pending_count (barrier behind the writer, then an
 //                          O(1) count), stats_json.
@@ -91,11 +94,12 @@ class AnalyticsPlugin final : public wep::EffectPlugin {
   // Set up in start() before the writer thread and the subscription exist;
   // read-only afterwards.
   std::unique_ptr<HandOffBuffer> buffer_;
+  std::unique_ptr<EventMapper> lane_mapper_;  // on_event's (the host's lane)
   std::unique_ptr<EnqueueAnalyticsEventUseCase> enqueue_;
   WriterProgress progress_;
   std::unique_ptr<SharedQueueStore> reader_;
   std::unique_ptr<PendingAnalyticsCountUseCase> pending_;
-  std::unique_ptr<EventMapper> mapper_;
+  std::unique_ptr<EventMapper> mapper_;  // the writer's (and its catch-up reader's)
   std::unique_ptr<Writer> writer_;
 
   std::mutex flusher_mutex_;
@@ -121,9 +125,10 @@ void AnalyticsPlugin::start() {
 
   std::optional<std::string> user_id = host_.pseudonymous_id();
   if (!user_id) host_.log(WEP_LOG_WARN, "the host has no pseudonymous id: rows get a NULL user_id");
+  lane_mapper_ = std::make_unique<EventMapper>(config_, user_id, stats_);
   mapper_ = std::make_unique<EventMapper>(config_, std::move(user_id), stats_);
   buffer_ = std::make_unique<HandOffBuffer>(config_.buffer_capacity, kBufferMaxBytes);
-  enqueue_ = std::make_unique<EnqueueAnalyticsEventUseCase>(*buffer_, stats_);
+  enqueue_ = std::make_unique<EnqueueAnalyticsEventUseCase>(*buffer_, stats_, lane_mapper_.get());
   reader_ = std::make_unique<SharedQueueStore>(config_.database_path, store_options_);
   pending_ = std::make_unique<PendingAnalyticsCountUseCase>(*buffer_, progress_, *reader_);
 

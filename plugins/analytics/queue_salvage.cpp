@@ -99,6 +99,13 @@ SalvageResult salvage_queue_rows(const std::string& path, size_t chunk_rows,
       read_checkpoint.stmt && sqlite3_step(read_checkpoint.stmt) == SQLITE_ROW) {
     result.checkpoint =
         Checkpoint{sqlite3_column_int64(read_checkpoint.stmt, 0), sqlite3_column_int64(read_checkpoint.stmt, 1) != 0};
+    // A hold (a file from before migration 5 has none) stays with the rows,
+    // which keep their ids.
+    if (const auto hold_from_id =
+            query_int(database.db, "SELECT hold_from_id FROM analytics_checkpoint WHERE singleton = 1")) {
+      result.checkpoint->holding = true;
+      result.checkpoint->hold_from_id = *hold_from_id;
+    }
   }
 
   // The highest id ever given (AUTOINCREMENT keeps it in sqlite_sequence, a

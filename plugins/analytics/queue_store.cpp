@@ -14,6 +14,19 @@ using wep::sqlite::WriteTransaction;
 
 constexpr std::string_view kSchemaName = "analytics_queue.sql";
 
+// Rows one multi-row INSERT stores: a statement per row costs SQLite a
+// statement start and end each (AUTOINCREMENT reads and writes
+// sqlite_sequence at both), a fixed share that a run of rows pays once.
+constexpr size_t kRowsPerInsertStatement = 32;
+
+// "INSERT ... VALUES (?,?,?,?), ..." for `rows` rows (4 * rows parameters,
+// far below SQLite's limit).
+std::string multi_row_insert_sql(size_t rows) {
+  std::string sql = "INSERT INTO analytics_queue (event_type, properties, user_id, created_at) VALUES ";
+  for (size_t i = 0; i < rows; ++i) sql += i == 0 ? "(?, ?, ?, ?)" : ", (?, ?, ?, ?)";
+  return sql;
+}
+
 // Every statement the store runs, prepared once per connection.
 struct QueueStore::Statements {
   explicit Statements(wep::sqlite::Connection& db)
@@ -21,6 +34,7 @@ struct QueueStore::Statements {
         insert(db,
                "INSERT INTO analytics_queue (event_type, properties, user_id, created_at) "
                "VALUES (?1, ?2, ?3, ?4)"),
+        insert_run(db, multi_row_insert_sql(kRowsPerInsertStatement).c_str()),
         restore(db,
                 "INSERT OR IGNORE INTO analytics_queue (id, event_type, properties, user_id, created_at) "
                 "VALUES (?1, ?2, ?3, ?4, ?5)"),
@@ -31,7 +45,8 @@ struct QueueStore::Statements {
                     "(SELECT id FROM analytics_queue ORDER BY id LIMIT ?1)"),
         read_after(db,
                    "SELECT id, event_type, properties, user_id, created_at FROM analytics_queue "
-                   "WHERE id > ?1 ORDER BY id LIMIT ?2"),
+                   "WHERE id > ?1 AND id < coalesce((SELECT hold_from_id FROM analytics_checkpoint "
+                   "WHERE singleton = 1), 9223372036854775807) ORDER BY id LIMIT ?2"),
         remove(db, "DELETE FROM analytics_queue WHERE id = ?1"),
         remove_range(db, "DELETE FROM analytics_queue WHERE id BETWEEN ?1 AND ?2"),
         copy_to_dead_letter(db,
@@ -52,18 +67,35 @@ struct QueueStore::Statements {
                              "INSERT OR IGNORE INTO analytics_queue (id, event_type, properties, user_id, created_at) "
                              "SELECT id, event_type, properties, user_id, created_at FROM analytics_dead_letter"),
         clear_dead_letters(db, "DELETE FROM analytics_dead_letter"),
+        // ?3 holding; ?4 hold_from_id, 0: the id the next inserted row gets
+        // (AUTOINCREMENT never gives an id twice).
         write_checkpoint(db,
-                         "INSERT INTO analytics_checkpoint (singleton, last_sequence, enabled) VALUES (1, ?1, ?2) "
+                         "INSERT INTO analytics_checkpoint (singleton, last_sequence, enabled, hold_from_id) "
+                         "VALUES (1, ?1, ?2, CASE WHEN ?3 THEN coalesce(nullif(?4, 0), (SELECT seq + 1 FROM "
+                         "sqlite_sequence WHERE name = 'analytics_queue'), 1) END) "
                          "ON CONFLICT(singleton) DO UPDATE SET last_sequence = excluded.last_sequence, "
-                         "enabled = excluded.enabled"),
-        read_checkpoint(db, "SELECT last_sequence, enabled FROM analytics_checkpoint WHERE singleton = 1") {}
+                         "enabled = excluded.enabled, hold_from_id = CASE WHEN ?3 THEN "
+                         "coalesce(analytics_checkpoint.hold_from_id, excluded.hold_from_id) END"),
+        read_checkpoint(db,
+                        "SELECT last_sequence, enabled, hold_from_id FROM analytics_checkpoint WHERE singleton = 1"),
+        discard_held(db,
+                     "DELETE FROM analytics_queue WHERE id >= (SELECT hold_from_id FROM analytics_checkpoint "
+                     "WHERE singleton = 1)") {}
 
   wep::sqlite::TransactionStatements transaction;
-  Statement insert, restore, adjust_count, read_count, drop_oldest, read_after, remove, remove_range,
+  Statement insert, insert_run, restore, adjust_count, read_count, drop_oldest, read_after, remove, remove_range,
       copy_to_dead_letter;
   Statement age_out_window, age_out_delete, age_out_dead_letter, recount, dead_letter_count;
   Statement requeue_dead_letters, clear_dead_letters;
-  Statement write_checkpoint, read_checkpoint;
+  Statement write_checkpoint, read_checkpoint, discard_held;
+
+  void store_checkpoint(const Checkpoint& checkpoint) {
+    write_checkpoint.integer(1, checkpoint.last_sequence)
+        .integer(2, checkpoint.enabled ? 1 : 0)
+        .integer(3, checkpoint.holding ? 1 : 0)
+        .integer(4, checkpoint.holding ? checkpoint.hold_from_id : 0)
+        .run("storing the event-log checkpoint");
+  }
 };
 
 size_t queued_row_bytes(const QueuedRow& row) {
@@ -100,11 +132,29 @@ int QueueStore::latest_schema_version() {
 int QueueStore::schema_version() { return wep::sqlite::schema_version(*connection_); }
 
 int64_t QueueStore::insert_capped(std::span<const NewRow> rows, int64_t max_rows,
-                                  const std::optional<Checkpoint>& checkpoint) {
-  if (rows.empty() && !checkpoint) return 0;
+                                  const std::optional<Checkpoint>& checkpoint, bool discard_held, int64_t* discarded) {
+  if (rows.empty() && !checkpoint && !discard_held) return 0;
   Statements& s = *statements_;
   WriteTransaction transaction(s.transaction, "starting an insert");
-  for (const NewRow& row : rows) {
+  int64_t held_deleted = 0;
+  if (discard_held) {
+    held_deleted = s.discard_held.run("deleting held rows");
+    if (held_deleted != 0) s.adjust_count.integer(1, -held_deleted).run("updating the count");
+  }
+  if (checkpoint) s.store_checkpoint(*checkpoint);
+  size_t next = 0;
+  for (; rows.size() - next >= kRowsPerInsertStatement; next += kRowsPerInsertStatement) {
+    int parameter = 1;
+    for (const NewRow& row : rows.subspan(next, kRowsPerInsertStatement)) {
+      s.insert_run.text(parameter, row.event_type)
+          .optional_text(parameter + 1, row.properties_json)
+          .optional_text(parameter + 2, row.user_id)
+          .text(parameter + 3, row.created_at);
+      parameter += 4;
+    }
+    s.insert_run.run("inserting rows");
+  }
+  for (const NewRow& row : rows.subspan(next)) {
     s.insert.text(1, row.event_type)
         .optional_text(2, row.properties_json)
         .optional_text(3, row.user_id)
@@ -123,12 +173,8 @@ int64_t QueueStore::insert_capped(std::span<const NewRow> rows, int64_t max_rows
     }
   }
   if (delta != 0) s.adjust_count.integer(1, delta).run("updating the count");
-  if (checkpoint) {
-    s.write_checkpoint.integer(1, checkpoint->last_sequence)
-        .integer(2, checkpoint->enabled ? 1 : 0)
-        .run("storing the event-log checkpoint");
-  }
   transaction.commit("committing an insert");
+  if (discarded) *discarded += held_deleted;
   return dropped;
 }
 
@@ -146,11 +192,7 @@ int64_t QueueStore::restore(std::span<const QueuedRow> rows, const std::optional
     inserted += s.restore.run("restoring a salvaged row");
   }
   if (inserted != 0) s.adjust_count.integer(1, inserted).run("updating the count");
-  if (checkpoint) {
-    s.write_checkpoint.integer(1, checkpoint->last_sequence)
-        .integer(2, checkpoint->enabled ? 1 : 0)
-        .run("storing the event-log checkpoint");
-  }
+  if (checkpoint) s.store_checkpoint(*checkpoint);
   transaction.commit("committing a restore");
   return inserted;
 }
@@ -162,7 +204,10 @@ void QueueStore::checkpoint_and_empty_wal() {
 std::optional<Checkpoint> QueueStore::checkpoint() {
   Statement& read = statements_->read_checkpoint;
   std::optional<Checkpoint> result;
-  if (read.step("reading the event-log checkpoint")) result = Checkpoint{read.column_int(0), read.column_int(1) != 0};
+  if (read.step("reading the event-log checkpoint")) {
+    const bool holding = !read.column_is_null(2);
+    result = Checkpoint{read.column_int(0), read.column_int(1) != 0, holding, holding ? read.column_int(2) : 0};
+  }
   read.reset();
   return result;
 }

@@ -77,10 +77,17 @@ std::vector<IdRange> id_ranges(std::span<const int64_t> ids);
 
 // How far the plugin has processed the host's event log: the sequence of the
 // last mutation it processed (whether it stored a row for it or not) and
-// analytics_enabled as of that mutation.
+// analytics_enabled as of that mutation; and whether a start-up catch-up is
+// under way, whose rows are held back from delivery (see
+// QueueStore::read_after and schemas/analytics_queue.sql, migration 5).
 struct Checkpoint {
   int64_t last_sequence = 0;
   bool enabled = true;
+  // Rows with id >= hold_from_id are held. Writing a checkpoint with
+  // holding and hold_from_id 0 holds from the first row stored after it
+  // (an existing hold is kept); writing one without holding releases them.
+  bool holding = false;
+  int64_t hold_from_id = 0;
   bool operator==(const Checkpoint&) const = default;
 };
 
@@ -107,10 +114,14 @@ class QueueStore {
   void insert(std::span<const NewRow> rows) { insert_capped(rows, 0); }
 
   // Inserts all rows and, in the same transaction, drops the oldest rows
-  // past `max_rows` (> 0; 0: no cap) and, if given, stores `checkpoint`.
-  // Returns how many rows the cap dropped.
+  // past `max_rows` (> 0; 0: no cap) and, if given, stores `checkpoint`
+  // (before the rows, so that a hold it starts covers them). With
+  // `discard_held`, first deletes every held row (id >= the stored
+  // hold_from_id; none when nothing is held) and adds their number to
+  // `*discarded` (if given). Returns how many rows the cap dropped.
   int64_t insert_capped(std::span<const NewRow> rows, int64_t max_rows,
-                        const std::optional<Checkpoint>& checkpoint = std::nullopt);
+                        const std::optional<Checkpoint>& checkpoint = std::nullopt, bool discard_held = false,
+                        int64_t* discarded = nullptr);
 
   // Inserts rows salvaged from another queue file, keeping their ids (and so
   // their event ids: a row delivered before the damage is deduplicated by the
@@ -127,9 +138,10 @@ class QueueStore {
   // The stored checkpoint; nothing if none was ever stored.
   std::optional<Checkpoint> checkpoint();
 
-  // The rows with id > after_id in id order: at most max_rows and, past the
-  // first row, at most max_bytes (queued_row_bytes). Fills `rows`, reusing
-  // its elements and their strings.
+  // The rows with id > after_id in id order, leaving out held rows (see
+  // Checkpoint): at most max_rows and, past the first row, at most max_bytes
+  // (queued_row_bytes). Fills `rows`, reusing its elements and their
+  // strings.
   void read_after(int64_t after_id, size_t max_rows, size_t max_bytes, std::vector<QueuedRow>& rows);
 
   // Deletes delivered rows (every row whose id is in one of the ranges), in

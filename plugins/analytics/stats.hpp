@@ -42,6 +42,8 @@ struct Stats {
   std::atomic<int64_t> catch_up_ignored_live{0};    // live mutations at or below the checkpoint
   std::atomic<int64_t> catch_up_deferred{0};        // live mutations the full buffer left to the log
   std::atomic<int64_t> catch_up_runs{0};            // reads of the event log
+  std::atomic<int64_t> catch_up_discarded{0};       // held rows deleted: a change to false followed them
+  std::atomic<bool> catch_up_holding{false};        // a start-up catch-up holds its rows back from delivery
   std::atomic<int64_t> checkpoint{-1};              // last mutation sequence processed (-1: no log)
   std::atomic<bool> catch_up_on{false};             // the host keeps an event log
 

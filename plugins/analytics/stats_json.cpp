@@ -66,6 +66,9 @@ std::string stats_json(const Stats& s, const StatsView& view) {
   counter("replayed", s.catch_up_replayed);
   counter("ignored_live", s.catch_up_ignored_live);
   counter("deferred", s.catch_up_deferred);
+  counter("discarded", s.catch_up_discarded);
+  w.Key("holding");
+  w.Bool(s.catch_up_holding.load());
   w.EndObject();
   w.Key("enabled");
   w.Bool(view.enabled);

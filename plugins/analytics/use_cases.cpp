@@ -14,7 +14,24 @@ EnqueueAnalyticsEventUseCase::Outcome EnqueueAnalyticsEventUseCase::execute(std:
   }
   bool pushed = false;
   try {
-    pushed = buffer_.try_push(mutation_type, payload_json, committed_at_ms, sequence);
+    HandOffBatch::Kind kind = HandOffBatch::Kind::mutation;
+    std::string_view type = mutation_type;
+    std::string_view payload = payload_json;
+    // While disabled (log-backed: the writer decides from the log's order)
+    // the event goes as it came: mapped only if the writer records it.
+    if (mapper_ && enabled()) {
+      MappedEvent mapped;
+      if (!mapper_->map_event(mutation_type, payload_json, mapped)) {
+        kind = HandOffBatch::Kind::not_recorded;
+        type = {};
+        payload = {};
+      } else {
+        kind = mapped.properties_json ? HandOffBatch::Kind::mapped : HandOffBatch::Kind::mapped_bare;
+        type = mapped.event_type;
+        payload = mapped.properties_json.value_or(std::string_view());
+      }
+    }
+    pushed = buffer_.try_push(kind, type, payload, committed_at_ms, sequence);
   } catch (...) {
     pushed = false;  // out of memory growing the arena: treated as full
   }

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "event_mapper.hpp"
 #include "hand_off_buffer.hpp"
 #include "queue_store.hpp"
 #include "stats.hpp"
@@ -23,9 +24,11 @@
 namespace wep::analytics {
 
 // EnqueueAnalyticsEventUseCase: add an event to the local queue; a no-op when
-// analytics is disabled. Runs on the host's lane thread, so it only hands the
-// event to the writer thread (which maps and stores it) and returns in
-// microseconds. Thread-safe.
+// analytics is disabled. Runs on the host's lane thread: it maps the event
+// (with its own EventMapper, when given one, while analytics is enabled)
+// and hands the result to the writer thread, which stores it, and returns
+// in microseconds. Mapping here keeps the writer's thread for SQLite alone.
+// Thread-safe for one calling thread at a time (the host's lane).
 //
 // Two modes. Without an event log (the default) this use case decides:
 // disabled events are dropped here, a full buffer drops the event. Backed
@@ -37,7 +40,9 @@ class EnqueueAnalyticsEventUseCase {
   enum class Outcome { accepted, disabled, buffer_full, deferred_to_log };
 
   // `buffer` and `stats` must outlive the use case. Starts enabled.
-  EnqueueAnalyticsEventUseCase(HandOffBuffer& buffer, Stats& stats) : buffer_(buffer), stats_(stats) {}
+  // `mapper` (may be null: the writer maps) is used only by execute().
+  EnqueueAnalyticsEventUseCase(HandOffBuffer& buffer, Stats& stats, EventMapper* mapper = nullptr)
+      : buffer_(buffer), stats_(stats), mapper_(mapper) {}
 
   // Counts the outcome in stats (accepted / dropped_disabled /
   // dropped_buffer_full / catch_up_deferred). Never blocks, never throws.
@@ -54,6 +59,7 @@ class EnqueueAnalyticsEventUseCase {
  private:
   HandOffBuffer& buffer_;
   Stats& stats_;
+  EventMapper* const mapper_;
   std::atomic<bool> enabled_{true};
   bool log_backed_ = false;
 };

@@ -26,6 +26,14 @@ constexpr int64_t kMillisecondsPerDay = 86'400'000;
 // with no change of the setting in between.
 constexpr int kInitialReadAttempts = 5;
 
+// Rows per chunk of the start-up catch-up, each stored in one transaction:
+// a backlog is known to be large, so its transactions are larger than
+// live ones (fewer commits, WAL frames and checkpoint writes per row).
+constexpr size_t kCatchUpRowsPerTransaction = 8192;
+// Chunks the catch-up's reader may have waiting for the writer: lets it run
+// ahead of a slow commit. Memory: (this + 2) chunks.
+constexpr size_t kCatchUpChunksInFlight = 2;
+
 // Rows per transaction when salvaged rows move into a fresh queue.
 constexpr size_t kSalvageChunkRows = 4096;
 
@@ -77,6 +85,7 @@ void Writer::open() {
 
 void Writer::start(bool log_backed) {
   log_backed_ = log_backed;
+  catch_up_done_ = !log_backed_;
   if (log_backed_) {
     try {
       // The start-up catch-up's "analytics is enabled now" is the value at
@@ -144,13 +153,9 @@ void Writer::run() noexcept {
   auto next_maintenance = std::chrono::steady_clock::now() + interval;
   AgeOutPass pass;
   if (log_backed_) {
-    try {
-      // What was committed while the plugin was not running, privacy first;
-      // what follows is live (processed in order as it comes).
-      read_log(log_end_at_start_ + 1, /*privacy_first=*/true);
-    } catch (const std::exception& e) {
-      hooks_.report_error(std::string("analytics catch-up: ") + e.what());
-    }
+    // What was committed while the plugin was not running, privacy first;
+    // what follows is live (processed in order as it comes).
+    catch_up_done_ = catch_up_at_start();
   }
   progress_.advance(0);  // pending counts may now go ahead
   for (;;) {
@@ -177,10 +182,13 @@ void Writer::run() noexcept {
         // Rows another connection stored (another process on the same
         // file) are sent at least every maintenance interval.
         hooks_.rows_stored();
-        // Mutations the host's lane dropped show up here at the latest.
-        if (log_backed_ && !stopping_.load() &&
-            host_.last_mutation_sequence().value_or(0) > checkpoint_.last_sequence) {
-          read_log(kEndOfLog, /*privacy_first=*/false);
+        // A start-up catch-up whose read failed is tried again; mutations
+        // the host's lane dropped show up here at the latest.
+        if (log_backed_ && !catch_up_done_ && !stopping_.load()) {
+          catch_up_done_ = catch_up_at_start();
+        } else if (log_backed_ && !stopping_.load() &&
+                   host_.last_mutation_sequence().value_or(0) > checkpoint_.last_sequence) {
+          read_log(kEndOfLog);
         }
       }
       if (pass.active) age_out_step(pass);
@@ -204,7 +212,13 @@ void Writer::process_batch(const HandOffBatch& batch) {
       continue;
     }
     if (!log_backed_) {
-      add_mutation(batch.type(event), batch.payload(event), event.committed_at_ms, true);
+      add_event(batch, event, true);
+      continue;
+    }
+    if (!catch_up_done_) {
+      // The start-up catch-up has not reached its end (its read failed):
+      // live mutations wait in the log until it has.
+      stats_.catch_up_deferred.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
     if (event.sequence <= checkpoint_.last_sequence) {
@@ -216,38 +230,46 @@ void Writer::process_batch(const HandOffBatch& batch) {
       // lane dropped them), or a setting changed: read the log up to here.
       flush_rows();
       if (stopping_.load()) return;  // read at the next start
-      read_log(event.sequence, /*privacy_first=*/false);
+      read_log(event.sequence);
       if (event.sequence <= checkpoint_.last_sequence) {
         stats_.catch_up_ignored_live.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
     }
     checkpoint_.last_sequence = event.sequence;
-    add_mutation(batch.type(event), batch.payload(event), event.committed_at_ms, checkpoint_.enabled);
+    add_event(batch, event, checkpoint_.enabled);
   }
   flush_rows();
   // What the full buffer refused: from the log, up to its end.
-  if (log_backed_ && batch.refused() > 0 && !stopping_.load()) read_log(kEndOfLog, /*privacy_first=*/false);
+  if (log_backed_ && catch_up_done_ && batch.refused() > 0 && !stopping_.load()) read_log(kEndOfLog);
 }
 
-void Writer::read_log(int64_t before_sequence, bool privacy_first) {
+void Writer::add_event(const HandOffBatch& batch, const HandOffBatch::Event& event, bool record) {
+  switch (event.kind) {
+    case HandOffBatch::Kind::mutation:  // not mapped by the lane
+      add_mutation(batch.type(event), batch.payload(event), event.committed_at_ms, record);
+      return;
+    case HandOffBatch::Kind::mapped:
+    case HandOffBatch::Kind::mapped_bare:
+      if (!record) break;
+      if (rows_.size() <= used_rows_) rows_.emplace_back();
+      mapper_.fill_row(batch.type(event),
+                       event.kind == HandOffBatch::Kind::mapped ? std::optional(batch.payload(event)) : std::nullopt,
+                       event.committed_at_ms, rows_[used_rows_]);
+      if (++used_rows_ == kMaxRowsPerTransaction) flush_rows();
+      return;
+    case HandOffBatch::Kind::not_recorded:  // counted by the mapping
+      if (!record) break;
+      return;
+    case HandOffBatch::Kind::enabled_changed:
+      return;
+  }
+  stats_.dropped_disabled.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Writer::read_log(int64_t before_sequence) {
   stats_.catch_up_runs.fetch_add(1, std::memory_order_relaxed);
   const int64_t from = checkpoint_.last_sequence;
-  // Privacy first: the last change to false in the part of the log about to
-  // be read; nothing committed before it is recorded now, nor anything if
-  // analytics is off now.
-  const bool enabled_now = privacy_first ? enabled_at_start_ : true;
-  int64_t last_disabled_at = -1;
-  if (privacy_first) {
-    host_.read_event_log(from, [&](const wep_event& event) {
-      if (event.kind == WEP_EVENT_MUTATION_COMMITTED && event.mutation.sequence >= before_sequence) return false;
-      if (event.kind == WEP_EVENT_SETTING_CHANGED && wep::view(event.setting.key) == kEnabledKey &&
-          !enabled_from_json(wep::view(event.setting.value_json))) {
-        last_disabled_at = std::max(last_disabled_at, event.mutation.sequence);
-      }
-      return !stopping_.load(std::memory_order_relaxed);
-    });
-  }
   bool saw_enabled_change = false;
   host_.read_event_log(from, [&](const wep_event& event) {
     if (stopping_.load(std::memory_order_relaxed)) return false;
@@ -263,9 +285,8 @@ void Writer::read_log(int64_t before_sequence, bool privacy_first) {
     if (event.mutation.sequence <= checkpoint_.last_sequence) return true;
     checkpoint_.last_sequence = event.mutation.sequence;
     stats_.catch_up_replayed.fetch_add(1, std::memory_order_relaxed);
-    const bool record = checkpoint_.enabled && enabled_now && event.mutation.sequence > last_disabled_at;
     add_mutation(wep::view(event.mutation.type), wep::view(event.mutation.payload_json), event.mutation.committed_at_ms,
-                 record);
+                 checkpoint_.enabled);
     return true;
   });
   // A host that logs mutations but not setting changes: the live value is
@@ -273,10 +294,126 @@ void Writer::read_log(int64_t before_sequence, bool privacy_first) {
   // `from`, since it is stored before it is published).
   if (setting_pending_ && !saw_enabled_change) checkpoint_.enabled = pending_enabled_;
   setting_pending_ = false;
-  // A value the host changed without logging it (e.g. in its config) counts
-  // only as off.
-  if (privacy_first) checkpoint_.enabled = checkpoint_.enabled && enabled_now;
   flush_rows();
+}
+
+bool Writer::catch_up_at_start() {
+  stats_.catch_up_runs.fetch_add(1, std::memory_order_relaxed);
+  flush_rows();
+  bool enabled_now = false;
+  try {
+    enabled_now = enabled_at_start_ ? *enabled_at_start_ : read_enabled_setting();
+  } catch (const std::exception& e) {
+    hooks_.report_error(std::string("analytics catch-up: ") + e.what());
+    return false;
+  }
+  stats_.catch_up_holding.store(true, std::memory_order_relaxed);
+  CatchUpPipe pipe(kCatchUpChunksInFlight);
+  std::string read_error;   // the reader's, read after the join
+  std::string store_error;  // this thread's
+  std::thread reader;
+  bool reached_end = false;
+  try {
+    reader = std::thread([&, position = checkpoint_] {
+      read_for_catch_up(pipe, position, log_end_at_start_ + 1, enabled_now, &read_error);
+    });
+    pthread_setname_np(reader.native_handle(), "wep-analytics-r");
+    CatchUpChunk chunk;
+    while (pipe.take(chunk)) {
+      checkpoint_ = chunk.checkpoint;
+      insert_rows(std::span<const NewRow>(chunk.rows.data(), chunk.used), checkpoint_, chunk.discard_held);
+      reached_end = chunk.reached_end;
+    }
+  } catch (const std::exception& e) {
+    store_error = e.what();  // not a store error (those are handled inside): e.g. out of memory
+  }
+  pipe.close();
+  if (reader.joinable()) reader.join();
+  if (read_error.empty()) read_error = store_error;
+  if (!read_error.empty()) hooks_.report_error("analytics catch-up: " + read_error);
+  // The hold is released only when the checkpoint that says so is stored.
+  const bool released = reached_end && committed_ && !committed_->holding;
+  stats_.catch_up_holding.store(!released, std::memory_order_relaxed);
+  if (released) hooks_.rows_stored();  // the held rows may go now
+  return reached_end && read_error.empty();
+}
+
+void Writer::read_for_catch_up(CatchUpPipe& pipe, Checkpoint position, int64_t before_sequence, bool enabled_now,
+                               std::string* error) noexcept {
+  CatchUpChunk chunk;
+  chunk.rows.reserve(kCatchUpRowsPerTransaction);
+  position.holding = true;
+  // Analytics off now: nothing from before is recorded, including what an
+  // earlier catch-up cut short holds.
+  chunk.discard_held = !enabled_now;
+  bool pipe_open = true;
+  bool cut_short = false;  // stopped before the log's end
+  bool reached_end = false;
+  try {
+    const bool read = host_.read_event_log(position.last_sequence, [&](const wep_event& event) {
+      if (stopping_.load(std::memory_order_relaxed)) {
+        cut_short = true;
+        return false;
+      }
+      if (event.kind == WEP_EVENT_SETTING_CHANGED) {
+        if (wep::view(event.setting.key) == kEnabledKey) {
+          position.enabled = enabled_from_json(wep::view(event.setting.value_json));
+          if (!position.enabled) {
+            // Everything read so far precedes this change: privacy wins.
+            stats_.dropped_disabled.fetch_add(static_cast<int64_t>(chunk.used), std::memory_order_relaxed);
+            chunk.used = 0;
+            chunk.discard_held = true;
+          }
+        }
+        return true;
+      }
+      if (event.kind != WEP_EVENT_MUTATION_COMMITTED) return true;
+      if (event.mutation.sequence >= before_sequence) {
+        reached_end = true;
+        return false;
+      }
+      if (event.mutation.sequence <= position.last_sequence) return true;
+      position.last_sequence = event.mutation.sequence;
+      stats_.catch_up_replayed.fetch_add(1, std::memory_order_relaxed);
+      if (!position.enabled || !enabled_now) {
+        stats_.dropped_disabled.fetch_add(1, std::memory_order_relaxed);
+        return true;
+      }
+      if (chunk.rows.size() <= chunk.used) chunk.rows.emplace_back();
+      if (mapper_.map(wep::view(event.mutation.type), wep::view(event.mutation.payload_json),
+                      event.mutation.committed_at_ms, chunk.rows[chunk.used])) {
+        ++chunk.used;
+      }
+      if (chunk.used == kCatchUpRowsPerTransaction) {
+        chunk.checkpoint = position;
+        pipe_open = pipe.put(chunk);
+        return pipe_open;
+      }
+      return true;
+    });
+    if (!read) {
+      *error = "the host could not read its event log";
+      reached_end = false;
+    } else if (pipe_open && !cut_short) {
+      reached_end = true;  // the log ended before a later mutation: also the end
+    }
+  } catch (const std::exception& e) {
+    *error = e.what();
+    reached_end = false;
+  } catch (...) {
+    *error = "unknown error reading the host's event log";
+    reached_end = false;
+  }
+  chunk.checkpoint = position;  // what was read before a stop or an error is kept (still held)
+  if (reached_end) {
+    // A value changed without a log entry counts only as off; the hold ends.
+    chunk.checkpoint.enabled = position.enabled && enabled_now;
+    chunk.checkpoint.holding = false;
+    chunk.checkpoint.hold_from_id = 0;
+    chunk.reached_end = true;
+  }
+  if (pipe_open) pipe.put(chunk);
+  pipe.finish();
 }
 
 void Writer::add_mutation(std::string_view type, std::string_view payload, int64_t committed_at_ms, bool record) {
@@ -297,15 +434,21 @@ void Writer::flush_rows() {
   insert_rows(std::span<const NewRow>(rows_.data(), used), checkpoint);
 }
 
-void Writer::insert_rows(std::span<const NewRow> rows, const std::optional<Checkpoint>& checkpoint) {
+void Writer::insert_rows(std::span<const NewRow> rows, const std::optional<Checkpoint>& checkpoint, bool discard_held) {
   stats_.checkpoint.store(log_backed_ ? checkpoint_.last_sequence : -1, std::memory_order_relaxed);
   const auto count = static_cast<int64_t>(rows.size());
   bool recovered = false;
   for (int attempt = 0;; ++attempt) {
     if (!store_ && !open_store()) break;
     try {
-      const int64_t dropped_by_cap = store_->insert_capped(rows, config_.max_queue_rows, checkpoint);
+      int64_t discarded = 0;
+      const int64_t dropped_by_cap =
+          store_->insert_capped(rows, config_.max_queue_rows, checkpoint, discard_held, &discarded);
       if (checkpoint) committed_ = checkpoint;
+      if (discarded > 0) {
+        stats_.catch_up_discarded.fetch_add(discarded, std::memory_order_relaxed);
+        stats_.dropped_disabled.fetch_add(discarded, std::memory_order_relaxed);
+      }
       stats_.stored.fetch_add(count, std::memory_order_relaxed);
       if (dropped_by_cap > 0) stats_.dropped_queue_cap.fetch_add(dropped_by_cap, std::memory_order_relaxed);
       if (store_failing_) {
@@ -384,16 +527,14 @@ bool Writer::reopen_changed_file() {
     std::filesystem::remove(config_.database_path + "-wal", ignored);
     std::filesystem::remove(config_.database_path + "-shm", ignored);
   }
+  stats_.queue_file_replaced.fetch_add(1, std::memory_order_relaxed);
   committed_.reset();  // the file at the path has not got this writer's checkpoint
-  // The fresh file is opened before the other connections may open the path
-  // again (none of them creates it); the change is counted once it is open.
-  const bool opened = open_store();
-  hooks_.reopen_connections();
   hooks_.report_error(replaced ? "the queue database " + config_.database_path +
                                      " was replaced by another file; the queue goes on in that file"
                                : "the queue database " + config_.database_path +
                                      " was deleted; a fresh queue was created (the rows it held are lost)");
-  stats_.queue_file_replaced.fetch_add(1, std::memory_order_relaxed);  // after the error: stats show both
+  const bool opened = open_store();  // before the other connections: none of them creates the file
+  hooks_.reopen_connections();
   return opened;
 }
 

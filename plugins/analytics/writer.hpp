@@ -27,7 +27,11 @@
 //     newest mutation committed when start() was called, before any live
 //     event (catch-up); live events wait in the bounded
 //     buffer (or, when it is full, are left to the log), and a live mutation
-//     at or below the checkpoint is ignored. Whenever a live mutation does
+//     at or below the checkpoint is ignored. The start-up catch-up reads the
+//     log once, streamed, on a reader thread of its own that maps each
+//     mutation and hands rows over in chunks (catch_up_pipe.hpp) while the
+//     writer stores the previous chunk, so the log read and the SQLite work
+//     overlap. Whenever a live mutation does
 //     not follow the checkpoint (the buffer or the host's lane dropped some),
 //     or analytics_enabled changed just before it, the writer first reads
 //     the log from the checkpoint up to it instead of guessing.
@@ -38,8 +42,17 @@
 //     analytics was enabled when it was committed, no change to false was
 //     logged after it (up to where the catch-up ends), and analytics was
 //     enabled when start() was called (a later change is live: it applies
-//     from its place among the live mutations on). Live, a mutation is recorded as soon
-//     as it is processed, which is before any later change.
+//     from its place among the live mutations on). Since a change to false
+//     may come after the rows it concerns, the rows the catch-up stores are
+//     held: the checkpoint written with its first rows starts a hold
+//     (analytics_checkpoint.hold_from_id) and the flusher never reads a held
+//     row (QueueStore::read_after). A change to false read later deletes
+//     every held row, in the transaction that stores the checkpoint past it;
+//     the checkpoint written when the catch-up reaches its end releases the
+//     hold. A catch-up cut short (stop, crash, a failed read) leaves the hold
+//     in the file: the next one goes on holding (and deletes the held rows
+//     if analytics is off by then). Live, a mutation is recorded as soon as
+//     it is processed, which is before any later change.
 //   - First start (no checkpoint): the writer starts at the end of the log;
 //     what happened before the plugin was installed is not recorded.
 // Without a log, events are recorded as they arrive (the lane has already
@@ -62,6 +75,7 @@
 #include <vector>
 #include <wep/plugin.hpp>
 
+#include "catch_up_pipe.hpp"
 #include "config.hpp"
 #include "event_mapper.hpp"
 #include "hand_off_buffer.hpp"
@@ -107,7 +121,8 @@ class Writer {
   void start(bool log_backed);
 
   // Asks the thread to end: it stores what the buffer accepted (a catch-up
-  // under way stops at the next row; the rest is read at the next start).
+  // under way stops at the next row, its rows still held; the rest is read
+  // at the next start).
   void request_stop();
   // Waits for the thread to end, then closes the queue connection.
   void join();
@@ -123,12 +138,22 @@ class Writer {
   void initial_checkpoint();
   void process_batch(const HandOffBatch& batch);
   // Processes the log after the checkpoint, in order, up to (not including)
-  // mutation `before_sequence`. privacy_first: the start-up catch-up's rule
-  // (see the top of this file).
-  void read_log(int64_t before_sequence, bool privacy_first);
+  // mutation `before_sequence`, live rules (on this thread).
+  void read_log(int64_t before_sequence);
+  // The start-up catch-up (privacy first, rows held; see the top of this
+  // file) up to the newest mutation when start() was called. True when it
+  // got there (false: stopped, or the read failed and was reported).
+  bool catch_up_at_start();
+  // The catch-up's reader thread: reads the log after `position`, maps and
+  // hands rows over; an error goes to `*error`. Uses mapper_ (the writer
+  // thread does not map meanwhile).
+  void read_for_catch_up(CatchUpPipe& pipe, Checkpoint position, int64_t before_sequence, bool enabled_now,
+                         std::string* error) noexcept;
   void add_mutation(std::string_view type, std::string_view payload, int64_t committed_at_ms, bool record);
+  void add_event(const HandOffBatch& batch, const HandOffBatch::Event& event, bool record);
   void flush_rows();
-  void insert_rows(std::span<const NewRow> rows, const std::optional<Checkpoint>& checkpoint);
+  void insert_rows(std::span<const NewRow> rows, const std::optional<Checkpoint>& checkpoint,
+                   bool discard_held = false);
   bool open_store();
   // Notes the device and inode of the file store_ has open.
   void remember_store_file();
@@ -163,10 +188,11 @@ class Writer {
   std::optional<Checkpoint> committed_;  // the checkpoint last written
   std::vector<NewRow> rows_;             // reused: rows keep their strings' capacity
   size_t used_rows_ = 0;
-  int64_t log_end_at_start_ = 0;  // the newest mutation when start() was called
-  bool enabled_at_start_ = true;  // analytics_enabled when start() was called
-  bool setting_pending_ = false;  // a live analytics_enabled change not yet placed from the log
-  bool pending_enabled_ = false;  // its value
+  int64_t log_end_at_start_ = 0;          // the newest mutation when start() was called
+  std::optional<bool> enabled_at_start_;  // analytics_enabled when start() was called (unset: unreadable)
+  bool catch_up_done_ = true;             // false until the start-up catch-up reached its end
+  bool setting_pending_ = false;          // a live analytics_enabled change not yet placed from the log
+  bool pending_enabled_ = false;          // its value
 };
 
 }  // namespace wep::analytics

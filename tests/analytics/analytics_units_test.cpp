@@ -179,7 +179,7 @@ BOOST_AUTO_TEST_CASE(the_spec_table_is_created_exactly_as_written) {
   const std::string sql = db.scalar("SELECT sql FROM sqlite_master WHERE name = 'analytics_queue'");
   BOOST_TEST(sql.find("id INTEGER PRIMARY KEY AUTOINCREMENT") != std::string::npos);
   BOOST_TEST(db.integer("PRAGMA user_version") == QueueStore::latest_schema_version());
-  BOOST_TEST(QueueStore::latest_schema_version() == 4);
+  BOOST_TEST(QueueStore::latest_schema_version() == 5);
   BOOST_TEST(db.scalar("PRAGMA journal_mode") == "wal");
   BOOST_TEST(db.integer("SELECT count(*) FROM sqlite_master WHERE name = 'analytics_dead_letter'") == 1);
 
@@ -201,7 +201,7 @@ BOOST_AUTO_TEST_CASE(migrating_a_version_1_database_keeps_its_rows) {
         "PRAGMA user_version = 1;");
   }
   QueueStore store(file.string());
-  BOOST_TEST(store.schema_version() == 4);
+  BOOST_TEST(store.schema_version() == 5);
   BOOST_TEST(store.count() == 3);  // the counter starts from the rows already queued
   const auto rows = read_rows(store, 10, 1 << 20);
   BOOST_REQUIRE(rows.size() == 3u);
@@ -220,7 +220,7 @@ BOOST_AUTO_TEST_CASE(a_newer_schema_is_refused_untouched) {
     QueueStore store(file.string());
     BOOST_FAIL("opened a database of a newer schema");
   } catch (const StoreError& e) {
-    BOOST_TEST(std::string(e.what()).find("is newer than this build's 4") != std::string::npos);
+    BOOST_TEST(std::string(e.what()).find("is newer than this build's 5") != std::string::npos);
     BOOST_TEST(!is_corruption(e));
   }
   BOOST_TEST(Db(file).integer("PRAGMA user_version") == 99);
@@ -287,6 +287,51 @@ BOOST_AUTO_TEST_CASE(delivered_ids_are_deleted_as_runs_of_consecutive_ids) {
   BOOST_TEST(left == expected, boost::test_tools::per_element());
   BOOST_TEST(store.count() == 8);
   BOOST_TEST(store.recount() == 8);
+}
+
+BOOST_AUTO_TEST_CASE(held_rows_are_not_read_for_delivery_until_the_hold_is_released) {
+  TempDir dir;
+  QueueStore store((dir / "q.db").string());
+  const std::vector<NewRow> before = {row("a", "2026-11-20T10:00:00.000"), row("b", "2026-11-20T10:00:00.001")};
+  store.insert_capped(before, 0, Checkpoint{10, true});
+  // A hold starts with the first row stored after the checkpoint that asks for it.
+  const std::vector<NewRow> held = {row("c", "2026-11-20T10:00:00.002"), row("d", "2026-11-20T10:00:00.003")};
+  store.insert_capped(held, 0, Checkpoint{20, true, /*holding=*/true});
+  store.insert_capped(held, 0, Checkpoint{30, true, /*holding=*/true});  // the hold goes on
+  BOOST_TEST(store.count() == 6);
+  BOOST_TEST(read_rows(store, 100, 1 << 20).size() == 2u);
+  const std::optional<Checkpoint> stored = store.checkpoint();
+  BOOST_REQUIRE(stored.has_value());
+  BOOST_TEST(stored->holding);
+  BOOST_TEST(stored->hold_from_id == 3);
+  BOOST_TEST(stored->last_sequence == 30);
+  store.insert_capped({}, 0, Checkpoint{31, true});  // released
+  BOOST_TEST(read_rows(store, 100, 1 << 20).size() == 6u);
+  BOOST_TEST(!store.checkpoint()->holding);
+}
+
+BOOST_AUTO_TEST_CASE(discarding_held_rows_deletes_exactly_them_with_the_checkpoint) {
+  TempDir dir;
+  QueueStore store((dir / "q.db").string());
+  const std::vector<NewRow> one = {row("a", "2026-11-20T10:00:00.000")};
+  const std::vector<NewRow> three = {row("b", "2026-11-20T10:00:00.001"), row("c", "2026-11-20T10:00:00.002"),
+                                     row("d", "2026-11-20T10:00:00.003")};
+  store.insert_capped(one, 0, Checkpoint{1, true});
+  int64_t discarded = 0;
+  store.insert_capped({}, 0, Checkpoint{1, true}, /*discard_held=*/true, &discarded);  // nothing held
+  BOOST_TEST(discarded == 0);
+  store.insert_capped(three, 0, Checkpoint{4, true, true});
+  // A change to false read after them: they go, in the transaction that stores
+  // the checkpoint past it and the rows after it (held in turn).
+  store.insert_capped(one, 0, Checkpoint{6, true, true}, /*discard_held=*/true, &discarded);
+  BOOST_TEST(discarded == 3);
+  BOOST_TEST(store.count() == 2);
+  BOOST_TEST(store.recount() == 2);
+  BOOST_TEST(read_rows(store, 100, 1 << 20).size() == 1u);  // the row from before the hold
+  store.insert_capped({}, 0, Checkpoint{6, true});
+  const std::vector<QueuedRow> rows = read_rows(store, 100, 1 << 20);
+  BOOST_REQUIRE(rows.size() == 2u);
+  BOOST_TEST(rows[1].id == 5);  // ids are never given twice
 }
 
 BOOST_AUTO_TEST_CASE(read_after_honours_the_byte_cap_but_always_returns_one_row) {

@@ -3,11 +3,13 @@
 // memory. Every row carries the mutation's counter "n", so each test knows
 // exactly which mutations were recorded.
 #define BOOST_TEST_MODULE analytics_catch_up
+#include <rapidjson/pointer.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
 #include <boost/test/unit_test.hpp>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -16,6 +18,7 @@
 #include <vector>
 #include <wep/host_stub/host.hpp>
 
+#include "queue_store.hpp"
 #include "test_support.hpp"
 
 using wep::test::Db;
@@ -104,6 +107,11 @@ struct StubFixture {
 // A host log in memory: mutations and setting changes in order.
 class MemoryEventLog final : public wep::EventLogSource {
  public:
+  // Called (on the reading thread) before each mutation is handed to the
+  // reader; it may block or throw (a read that fails). Set while no plugin
+  // reads.
+  std::function<void(int64_t sequence)> before_mutation;
+
   int64_t append_mutation(std::string type, std::string payload_json) {
     std::lock_guard lock(mutex_);
     entries_.push_back({WEP_EVENT_MUTATION_COMMITTED, ++last_, std::move(type), std::move(payload_json)});
@@ -127,6 +135,8 @@ class MemoryEventLog final : public wep::EventLogSource {
       event.kind = entry.kind;
       event.sequence = entry.sequence;
       if (entry.kind == WEP_EVENT_MUTATION_COMMITTED) {
+        if (before_mutation) before_mutation(entry.sequence);
+        event.committed_at_ms = wep::test::now_ms();  // within the retention window
         event.type = entry.first;
         event.payload_json = entry.second;
       } else {
@@ -150,6 +160,64 @@ class MemoryEventLog final : public wep::EventLogSource {
   mutable std::mutex mutex_;
   std::vector<Entry> entries_;
   int64_t last_ = 0;
+};
+
+// A gate one thread waits at until another opens it.
+class Gate {
+ public:
+  void wait() {
+    std::unique_lock lock(mutex_);
+    opened_.wait(lock, [&] { return open_; });
+  }
+  void open() {
+    {
+      std::lock_guard lock(mutex_);
+      open_ = true;
+    }
+    opened_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable opened_;
+  bool open_ = false;
+};
+
+// stats' catch_up.holding.
+bool holding(const std::string& stats) {
+  rapidjson::Document doc;
+  doc.Parse(stats.c_str());
+  const rapidjson::Value* value = rapidjson::Pointer("/catch_up/holding").Get(doc);
+  BOOST_REQUIRE(value && value->IsBool());
+  return value->GetBool();
+}
+
+// Rows in the queue file, held or not (the O(1) counter).
+int64_t queued_rows(const fs::path& database) { return wep::analytics::QueueStore(database.string()).count(); }
+
+// Rows the flusher would be handed now: what QueueStore::read_after gives.
+size_t rows_for_delivery(const fs::path& database) {
+  wep::analytics::QueueStore store(database.string());
+  std::vector<wep::analytics::QueuedRow> rows;
+  store.read_after(0, 100000, size_t{1} << 30, rows);
+  return rows.size();
+}
+
+// A plugin on an in-memory log whose first start has set the checkpoint
+// at 0; the plugin is unloaded again, so a test can fill the log and start
+// a catch-up.
+struct MemoryLogFixture {
+  TempDir dir;
+  MemoryEventLog log;
+  DirectHost host{config(), dir / "plugin", "user", &log};
+  MemoryLogFixture() {
+    LoadedPlugin first(WEP_ANALYTICS_PATH, host);
+    BOOST_REQUIRE(first.pending() == 0);
+  }
+  fs::path database() const { return dir / "plugin" / "analytics.db"; }
+  void append(int64_t first, int64_t last) {
+    for (int64_t n = first; n <= last; ++n) log.append_mutation("note.created", payload(n));
+  }
 };
 
 // The analytics plugin's host whose settings, read from any thread but the
@@ -183,6 +251,111 @@ class LateSettingsHost final : public wep::test::FakeHost {
 };
 
 }  // namespace
+
+BOOST_FIXTURE_TEST_CASE(rows_a_catch_up_stores_are_held_from_delivery_until_it_reaches_the_end, MemoryLogFixture) {
+  constexpr int64_t kLogged = 20000;
+  append(1, kLogged);
+  Gate gate;
+  log.before_mutation = [&](int64_t sequence) {
+    if (sequence == 18000) gate.wait();
+  };
+  {
+    LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);  // start() does not wait for the catch-up
+    // Two full transactions (8,192 rows each) are stored before the reader
+    // waits at mutation 18,000.
+    BOOST_TEST(eventually([&] { return queued_rows(database()) >= 16384; }, std::chrono::seconds(30)));
+    BOOST_TEST(rows_for_delivery(database()) == 0u);
+    BOOST_TEST(holding(plugin.stats()));
+    gate.open();
+    BOOST_TEST(plugin.pending() == kLogged);  // waits for the catch-up
+    BOOST_TEST(rows_for_delivery(database()) == static_cast<size_t>(kLogged));
+    BOOST_TEST(!holding(plugin.stats()));
+  }
+  log.before_mutation = nullptr;
+  BOOST_TEST(keys(recorded(database())) == range(1, kLogged));
+}
+
+BOOST_FIXTURE_TEST_CASE(a_change_to_false_read_late_in_a_catch_up_deletes_the_held_rows, MemoryLogFixture) {
+  append(1, 20000);  // more than one transaction: rows are stored (held) before the change is read
+  log.append_setting("analytics_enabled", "false");
+  append(20001, 20100);  // committed while disabled
+  log.append_setting("analytics_enabled", "true");
+  append(20101, 20150);
+  LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
+  BOOST_TEST(plugin.pending() == 50);
+  BOOST_TEST(keys(recorded(database())) == range(20101, 20150));
+  BOOST_TEST(stat(plugin.stats(), "/catch_up/discarded") >= 8192);
+  BOOST_TEST(stat(plugin.stats(), "/dropped/disabled") == 20100);
+  BOOST_TEST(rows_for_delivery(database()) == 50u);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_catch_up_cut_short_keeps_its_rows_held_through_a_restart, MemoryLogFixture) {
+  constexpr int64_t kLogged = 20000;
+  append(1, kLogged);
+  log.before_mutation = [](int64_t sequence) {
+    if (sequence == 18000) throw std::runtime_error("the log cannot be read");  // the read is cut short
+  };
+  {
+    LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
+    plugin.pending();
+    BOOST_TEST(host.wait_for_log("the host could not read its event log", std::chrono::seconds(10)));
+    BOOST_TEST(queued_rows(database()) >= 16384);
+    BOOST_TEST(rows_for_delivery(database()) == 0u);
+  }
+  // The next start goes on holding (both runs' rows) until its catch-up ends.
+  Gate gate;
+  log.before_mutation = [&](int64_t sequence) {
+    if (sequence == 19500) gate.wait();
+  };
+  {
+    LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
+    BOOST_TEST(eventually([&] { return stat(plugin.stats(), "/catch_up/replayed") >= 500; }, std::chrono::seconds(30)));
+    BOOST_TEST(rows_for_delivery(database()) == 0u);
+    gate.open();
+    BOOST_TEST(plugin.pending() == kLogged);
+    BOOST_TEST(rows_for_delivery(database()) == static_cast<size_t>(kLogged));
+  }
+  log.before_mutation = nullptr;
+  BOOST_TEST(keys(recorded(database())) == range(1, kLogged));
+}
+
+BOOST_FIXTURE_TEST_CASE(a_change_to_false_after_a_restart_deletes_what_the_earlier_catch_up_held, MemoryLogFixture) {
+  append(1, 20000);
+  log.before_mutation = [](int64_t sequence) {
+    if (sequence == 18000) throw std::runtime_error("the log cannot be read");
+  };
+  {
+    LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
+    plugin.pending();
+    BOOST_TEST(host.wait_for_log("the host could not read its event log", std::chrono::seconds(10)));
+    BOOST_TEST(queued_rows(database()) >= 16384);
+  }
+  log.before_mutation = nullptr;
+  log.append_setting("analytics_enabled", "false");  // follows every held row: none may be recorded
+  log.append_setting("analytics_enabled", "true");
+  append(20001, 20001);
+  LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
+  BOOST_TEST(plugin.pending() == 1);
+  BOOST_TEST(keys(recorded(database())) == std::set<int64_t>({20001}));
+  BOOST_TEST(stat(plugin.stats(), "/catch_up/discarded") >= 16384);
+}
+
+BOOST_FIXTURE_TEST_CASE(analytics_off_at_a_restart_deletes_what_the_earlier_catch_up_held, MemoryLogFixture) {
+  append(1, 20000);
+  log.before_mutation = [](int64_t sequence) {
+    if (sequence == 18000) throw std::runtime_error("the log cannot be read");
+  };
+  {
+    LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
+    plugin.pending();
+    BOOST_TEST(host.wait_for_log("the host could not read its event log", std::chrono::seconds(10)));
+  }
+  log.before_mutation = nullptr;
+  host.set_setting("analytics_enabled", "false");  // off when the next catch-up starts (not logged)
+  LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
+  BOOST_TEST(plugin.pending() == 0);
+  BOOST_TEST(recorded(database()).empty());
+}
 
 BOOST_FIXTURE_TEST_CASE(first_start_records_from_the_end_of_the_log, StubFixture) {
   for (int n = 1; n <= 5; ++n) mutate(n);  // before the plugin was installed
@@ -323,9 +496,6 @@ BOOST_AUTO_TEST_CASE(a_host_without_an_event_log_says_crash_catch_up_is_off) {
   BOOST_TEST(plugin.pending() == 1);
 }
 
-// Live mutations committed while analytics was enabled are recorded even
-// when the writer thread gets to its start-up catch-up only after analytics
-// was turned off: the change applies from its place in the log on.
 BOOST_AUTO_TEST_CASE(a_late_start_up_catch_up_keeps_live_mutations_from_before_an_opt_out) {
   TempDir dir;
   MemoryEventLog log;
