@@ -351,6 +351,12 @@ void Writer::read_for_catch_up(CatchUpPipe& pipe, Checkpoint position, int64_t b
   bool reached_end = false;
   try {
     const bool read = host_.read_event_log(position.last_sequence, [&](const wep_event& event) {
+      // The end is checked first: a catch-up with nothing left to read has
+      // reached it even when a stop came before it began.
+      if (event.kind == WEP_EVENT_MUTATION_COMMITTED && event.mutation.sequence >= before_sequence) {
+        reached_end = true;
+        return false;
+      }
       if (stopping_.load(std::memory_order_relaxed)) {
         cut_short = true;
         return false;
@@ -368,10 +374,6 @@ void Writer::read_for_catch_up(CatchUpPipe& pipe, Checkpoint position, int64_t b
         return true;
       }
       if (event.kind != WEP_EVENT_MUTATION_COMMITTED) return true;
-      if (event.mutation.sequence >= before_sequence) {
-        reached_end = true;
-        return false;
-      }
       if (event.mutation.sequence <= position.last_sequence) return true;
       position.last_sequence = event.mutation.sequence;
       stats_.catch_up_replayed.fetch_add(1, std::memory_order_relaxed);
