@@ -13,6 +13,7 @@
 //     and the same peak during the normal-store runs.
 // Not run by CTest. Usage: bench_catch_up [log_events] [rounds]
 // (defaults 1000000 and 3).
+#include <Poco/TemporaryFile.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -20,17 +21,14 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <wep/host_stub/host.hpp>
 #include <string>
 #include <thread>
 #include <vector>
+#include <wep/bench/plugin_driver.hpp>
+#include <wep/host_stub/host.hpp>
 
-#include "test_support.hpp"
-
-using wep::test::DirectHost;
-using wep::test::LoadedPlugin;
-using wep::test::now_ms;
-using wep::test::TempDir;
+using wep::bench::now_ms;
+using wep::bench::PluginDriver;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -132,7 +130,9 @@ int main(int argc, char** argv) {
   const int log_events = argc > 1 ? std::max(1000, std::atoi(argv[1])) : 1000000;
   const int rounds = argc > 2 ? std::max(1, std::atoi(argv[2])) : 3;
   const int live_events = log_events;  // the same work as the catch-up
-  TempDir dir("wep-bench-catch-up");
+  Poco::TemporaryFile temp_dir;        // removed with everything in it at exit
+  temp_dir.createDirectories();
+  const std::filesystem::path dir = temp_dir.path();
   const std::filesystem::path data_dir = dir / "host";
   wep::host_stub::HostOptions options;
   options.data_dir = data_dir;
@@ -146,8 +146,7 @@ int main(int argc, char** argv) {
   for (int round = 0; round < rounds; ++round) {
     // The plugin's normal store rate: live events through on_event.
     {
-      DirectHost host(kConfig, dir / ("live" + std::to_string(round)), "user");
-      LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
+      PluginDriver plugin(WEP_ANALYTICS_PATH, kConfig, dir / ("live" + std::to_string(round)), "user");
       RssSampler sampler;
       const auto start = Clock::now();
       for (int i = 0; i < live_events; ++i) plugin.mutation("note.created", kPayload, i + 1, now_ms());
