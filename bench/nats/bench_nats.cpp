@@ -13,6 +13,7 @@
 // plugin/reference, with their spread. One figure per line.
 #include <Poco/DateTime.h>
 #include <Poco/DateTimeFormatter.h>
+#include <Poco/TemporaryFile.h>
 #include <nats/nats.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -34,7 +35,6 @@
 #include <wep/nats_cluster/nats_cluster.hpp>
 #include <wep/plugin.hpp>
 #include <wep/support/transport_json.hpp>
-#include <wep/test/temp_dir.hpp>
 
 #include "queue_store.hpp"  // event_id_for, iso8601_utc: the ids the plugin sends
 
@@ -219,10 +219,12 @@ int main(int argc, char** argv) {
   const uint32_t batch_size = argc > 2 ? static_cast<uint32_t>(std::atoi(argv[2])) : 1000;
   const int rounds = argc > 3 ? std::atoi(argv[3]) : 3;
   try {
-    wep::test::TempDir work("wep-bench-nats");
-    std::filesystem::create_directories(work.path() / "cluster");
+    Poco::TemporaryFile temp_dir;  // removed with everything in it at exit
+    temp_dir.createDirectories();
+    const std::filesystem::path work = temp_dir.path();
+    std::filesystem::create_directories(work / "cluster");
     wep::nats_cluster::ClusterOptions options;
-    options.dir = work.path() / "cluster";
+    options.dir = work / "cluster";
     wep::nats_cluster::NatsCluster cluster(options);
     const std::string created_at =
         Poco::DateTimeFormatter::format(Poco::DateTime(), "%Y-%m-%dT%H:%M:%S.%i");  // the stored format
@@ -237,7 +239,7 @@ int main(int argc, char** argv) {
       double plugin = 0, reference = 0;
       auto plugin_phase = [&] {
         fresh_stream(cluster);
-        plugin = run_plugin(cluster, work.path(), events, batch_size, created_at, user_id).events_per_s;
+        plugin = run_plugin(cluster, work, events, batch_size, created_at, user_id).events_per_s;
         require_stored(cluster, events, "plugin");
       };
       auto reference_phase = [&] {
