@@ -13,15 +13,23 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// See the header: libnats's threads outlive any one plugin instance, so the
-// library must never be unmapped while the process runs.
-void pin_libnats_in_memory() noexcept {
+// Marks the already loaded library that holds `address` RTLD_NODELETE: it
+// stays mapped until the process exits. The handle is never closed, by design.
+void keep_mapped(const void* address) noexcept {
+  Dl_info info{};
+  if (dladdr(address, &info) != 0 && info.dli_fname) dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
+// See the header: libnats's threads outlive any one plugin instance, and a
+// handler of this plugin they call may still be returning (the last
+// instructions after it signalled close()) when the host unloads the plugin;
+// so neither libnats nor this plugin's code is ever unmapped once a
+// publisher was created.
+void pin_libnats_and_this_plugin() noexcept {
   static std::once_flag once;
   std::call_once(once, [] {
-    Dl_info info{};
-    if (dladdr(reinterpret_cast<void*>(&natsConnection_Connect), &info) != 0 && info.dli_fname) {
-      dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);  // never closed, by design
-    }
+    keep_mapped(reinterpret_cast<const void*>(&natsConnection_Connect));
+    keep_mapped(reinterpret_cast<const void*>(&keep_mapped));
   });
 }
 
@@ -41,7 +49,9 @@ bool is_permanent(natsStatus status) {
 
 }  // namespace
 
-JetStreamPublisher::JetStreamPublisher(NatsConfig config) : config_(std::move(config)) { pin_libnats_in_memory(); }
+JetStreamPublisher::JetStreamPublisher(NatsConfig config) : config_(std::move(config)) {
+  pin_libnats_and_this_plugin();
+}
 
 JetStreamPublisher::~JetStreamPublisher() { close(config_.timeout_ms); }
 

@@ -6,10 +6,13 @@
 // any thread. libnats calls the acknowledgement and error handlers on its own
 // threads; they only touch the state guarded by `mutex_`.
 //
-// Lifetime: libnats keeps process-wide threads once used, so the publisher
-// pins libnats in memory (RTLD_NODELETE) the first time it is created: the
-// plugin that uses it may be unloaded, libnats stays. close() waits until no
-// handler of this publisher runs any more.
+// Lifetime: libnats keeps process-wide threads once used, and they call this
+// plugin's handlers; a handler that has signalled close() still executes its
+// last instructions. So the first publisher created pins libnats and the
+// plugin's own file in memory (RTLD_NODELETE): the plugin may be unloaded
+// (its instances are destroyed), its code stays mapped until the process
+// exits. close() waits until no handler of this publisher is inside its
+// work any more.
 #pragma once
 
 #include <nats/nats.h>

@@ -123,10 +123,14 @@ BOOST_AUTO_TEST_CASE(byte_cap_limits_each_request) {
 
 BOOST_AUTO_TEST_CASE(batch_rejected_as_a_whole_is_split_to_dead_letter_the_poison_row) {
   TempDir dir;
-  wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH, scripted(R"({"reject_event_types":["poison"]})")));
+  wep::host_stub::Host host(
+      host_options(dir.path(), WEP_ANALYTICS_PATH, scripted(R"({"reject_event_types":["poison"]})")));
   mutate_notes(host, 1, 10);
   host.mutate("poison.made", payload(11));
   mutate_notes(host, 12, 10);
+  // All stored before the first read: a refused row alone in a batch is a
+  // systemic failure (kept), not a dead letter.
+  BOOST_TEST_REQUIRE(host.pending().value_or(-1) == 21);
   host.set_online(true);
   BOOST_TEST(host.wait_delivered(30s).value_or(-1) == 0);
 
@@ -146,7 +150,7 @@ BOOST_AUTO_TEST_CASE(batch_rejected_as_a_whole_is_split_to_dead_letter_the_poiso
 BOOST_AUTO_TEST_CASE(exactly_identified_rejections_are_dead_lettered_without_splitting) {
   TempDir dir;
   wep::host_stub::Host host(host_options(dir.path(), WEP_ANALYTICS_PATH,
-                                    scripted(R"({"reject_event_types":["poison"],"identify_rejected":true})")));
+                                         scripted(R"({"reject_event_types":["poison"],"identify_rejected":true})")));
   host.mutate("poison.made", payload(1));
   mutate_notes(host, 2, 10);
   host.mutate("poison.made", payload(12));

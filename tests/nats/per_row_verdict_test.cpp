@@ -53,6 +53,9 @@ BOOST_AUTO_TEST_CASE(per_row_verdicts_delete_delivered_rows_dead_letter_refused_
                                   R"({"reject_event_types": ["poison"], "retry_first_send_of_odd": true})")));
   for (int64_t n = 1; n <= 40; ++n) host.mutate("note.created", payload(n));
   for (int64_t n = 41; n <= 43; ++n) host.mutate("poison.made", payload(n));
+  // All stored before the first read: a refused row alone in a batch is a
+  // systemic failure (kept), not a dead letter.
+  BOOST_TEST_REQUIRE(host.pending().value_or(-1) == 43);
   host.set_online(true);
   BOOST_TEST(host.wait_delivered(30s).value_or(-1) == 0);
 
@@ -100,6 +103,7 @@ BOOST_AUTO_TEST_CASE(a_transport_built_for_api_1_1_still_delivers_through_a_1_2_
                                   R"({"reject_event_types": ["poison"], "identify_rejected": true})")));
   for (int64_t n = 1; n <= 30; ++n) host.mutate("note.created", payload(n));
   for (int64_t n = 31; n <= 32; ++n) host.mutate("poison.made", payload(n));
+  BOOST_TEST_REQUIRE(host.pending().value_or(-1) == 32);  // all stored before the first read (see above)
   host.set_online(true);
   BOOST_TEST(host.wait_delivered(30s).value_or(-1) == 0);
   BOOST_TEST(delivered_ids(dir.path(), "delivered.log").size() == 30u);
