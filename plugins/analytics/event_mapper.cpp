@@ -161,6 +161,12 @@ bool EventMapper::map_event(std::string_view mutation_type, std::string_view pay
       writer.Bool(value.GetBool());
       any = true;
     } else if (value.IsNumber()) {
+      if (value.IsDouble() && !std::isfinite(value.GetDouble())) {
+        // Out of double's range (e.g. 1.5e400 may parse as infinity): JSON has
+        // no text for it, so it is dropped like a value of another type.
+        stats_.properties_dropped_type.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
       if (count_pii(classify_number(value))) continue;
       writer.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
       value.Accept(writer);

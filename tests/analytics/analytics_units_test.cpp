@@ -570,6 +570,22 @@ BOOST_AUTO_TEST_CASE(unmapped_types_and_bad_payloads_are_not_recorded) {
   BOOST_TEST(out.created_at == "1969-12-31T23:59:59.999");
 }
 
+// A number beyond double's range that the parser takes as infinity (a
+// fractional mantissa with a large exponent), which JSON cannot
+// write: the property is dropped (counted as a type) and the stored
+// properties stay valid JSON (found by fuzz_event_mapper).
+BOOST_AUTO_TEST_CASE(a_number_out_of_doubles_range_is_dropped_and_the_properties_stay_json) {
+  const AnalyticsConfig config =
+      parse_config(R"({"events": {"a": {"event_type": "a", "properties": ["n", "m", "k"]}}})", "/data");
+  Stats stats;
+  EventMapper mapper(config, std::nullopt, stats);
+  NewRow out;
+  BOOST_REQUIRE(mapper.map("a", R"({"n": -92233720368547758.5e300, "k": 7})", 0, out));
+  BOOST_REQUIRE(out.properties_json.has_value());
+  BOOST_TEST(*out.properties_json == R"({"k":7})");
+  BOOST_TEST(stats.properties_dropped_type == 1);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 // ------------------------------------------------- hand-off and use cases
