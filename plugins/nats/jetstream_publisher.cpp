@@ -318,12 +318,12 @@ void JetStreamPublisher::on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr
   natsMsg_Destroy(msg);  // the handler owns it
 }
 
-void JetStreamPublisher::on_async_error(natsConnection* nc, natsSubscription*, natsStatus status,
-                                        void* closure) noexcept {
+void JetStreamPublisher::on_async_error(natsConnection*, natsSubscription*, natsStatus status, void* closure) noexcept {
   if (status != NATS_NOT_PERMITTED) return;  // others (slow consumer...) show up as missing acknowledgements
   auto& self = *static_cast<JetStreamPublisher*>(closure);
-  const char* text = nullptr;
-  natsConnection_GetLastError(nc, &text);
+  // The callback thread's own copy of the server's text: the connection's error buffer
+  // (natsConnection_GetLastError) is rewritten by libnats's reader thread while we would read it.
+  const char* text = nats_GetLastError(nullptr);
   std::lock_guard lock(self.mutex_);
   if (self.permission_error_.empty()) {
     self.permission_error_ = std::string("permission denied: ") + (text && *text ? text : natsStatus_GetText(status));
