@@ -1,18 +1,25 @@
 // The hand-over between the start-up catch-up's reader thread (which reads
-// the host's event log and maps each mutation) and the writer thread (which
-// stores the rows): chunks of rows passed by move (their storage comes
-// back for reuse), so the log read and the SQLite work overlap while memory
-// stays bounded by max_chunks + 2 chunks.
+// the host's event log) and the writer thread (which stores the rows):
+// chunks passed by move (their storage comes back for reuse), so the log
+// read and the SQLite work overlap while memory stays bounded by
+// max_chunks + 2 chunks.
+//
+// Mapping (the JSON work and the PII screen) is shared: the reader maps a
+// chunk's mutations itself while the writer has chunks waiting, and leaves
+// them unmapped (copied) when nothing waits, so that the writer, which would
+// otherwise wait, maps them before storing. Both threads work until the end.
 //
 // Thread safety: one thread calls put() and finish(), another take(); any
-// thread may call close().
+// thread may call close() and nothing_waiting().
 #pragma once
 
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -20,18 +27,59 @@
 
 namespace wep::analytics {
 
-// What the reader hands over: rows in log order and where the log stands
-// after them.
+// What the reader hands over: rows (or mutations still to map) in log order
+// and where the log stands after them.
 struct CatchUpChunk {
-  std::vector<NewRow> rows;  // the first `used` are meaningful; the rest keep their strings' capacity
+  // A mutation left for the writer to map: its type and payload are in
+  // unmapped_text.
+  struct Unmapped {
+    size_t type_offset = 0;
+    size_t type_size = 0;
+    size_t payload_offset = 0;
+    size_t payload_size = 0;
+    int64_t committed_at_ms = 0;
+  };
+
+  // Unmapped text past which the reader hands a chunk over early: with large
+  // payloads a chunk holds fewer mutations, so its memory stays bounded.
+  static constexpr size_t kMaxUnmappedTextBytes = 1 << 20;
+
+  bool mapped = true;              // rows holds the chunk; otherwise unmapped does
+  std::vector<NewRow> rows;        // the first `used` are meaningful; the rest keep their strings' capacity
+  std::vector<Unmapped> unmapped;  // the first `used` are meaningful
+  std::string unmapped_text;       // the unmapped mutations' types and payloads, back to back
   size_t used = 0;
   Checkpoint checkpoint;      // the last mutation read and analytics_enabled as of it
   bool discard_held = false;  // a change to false was read: every held row goes, before these rows
   bool reached_end = false;   // the catch-up read everything it had to (this is the last chunk)
 
-  // Empties the chunk for the next fill, keeping its rows' capacity.
-  void reset() {
+  // Appends a mutation for the writer to map (the chunk must be unmapped).
+  void add_unmapped(std::string_view type, std::string_view payload, int64_t committed_at_ms) {
+    if (unmapped.size() <= used) unmapped.emplace_back();
+    Unmapped& entry = unmapped[used++];
+    entry.type_offset = unmapped_text.size();
+    entry.type_size = type.size();
+    entry.payload_offset = entry.type_offset + type.size();
+    entry.payload_size = payload.size();
+    entry.committed_at_ms = committed_at_ms;
+    unmapped_text.append(type).append(payload);
+  }
+  std::string_view type_of(const Unmapped& entry) const {
+    return std::string_view(unmapped_text).substr(entry.type_offset, entry.type_size);
+  }
+  std::string_view payload_of(const Unmapped& entry) const {
+    return std::string_view(unmapped_text).substr(entry.payload_offset, entry.payload_size);
+  }
+
+  // Forgets the rows or mutations (not the checkpoint), keeping capacity.
+  void drop_contents() {
     used = 0;
+    unmapped_text.clear();
+  }
+  // Empties the chunk for the next fill, keeping its capacity.
+  void reset() {
+    drop_contents();
+    mapped = true;
     discard_held = false;
     reached_end = false;
   }
@@ -85,6 +133,13 @@ class CatchUpPipe {
     lock.unlock();
     changed_.notify_all();
     return true;
+  }
+
+  // True when no chunk waits to be taken: the writer has, at most, the one
+  // it is storing, and will wait for the next.
+  bool nothing_waiting() {
+    std::lock_guard lock(mutex_);
+    return full_.empty();
   }
 
   // Writer: takes nothing more; a waiting put() returns false.

@@ -1,29 +1,156 @@
 #include "event_mapper.hpp"
 
-#include <rapidjson/document.h>
+#include <rapidjson/reader.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
 #include <cmath>
+#include <cstdint>
+#include <vector>
 #include <wep/support/bounded_json.hpp>
 
 namespace wep::analytics {
 namespace {
 
-// Parsing with stack memory first: most payloads need no heap at all.
-using Allocator = rapidjson::MemoryPoolAllocator<>;
-using Document = rapidjson::GenericDocument<rapidjson::UTF8<>, Allocator, Allocator>;
+// A value of the payload's top-level object, as the parser reported it:
+// strings point into the in-situ copy of the payload.
+struct PropertyValue {
+  enum class Kind { absent, boolean, int32, uint32, int64, uint64, real, string, other } kind = Kind::absent;
+  bool boolean = false;
+  int64_t signed_number = 0;
+  uint64_t unsigned_number = 0;
+  double real = 0;
+  std::string_view text;
+};
 
-}  // namespace
+// SAX handler that keeps, for each allow-listed key, the first top-level
+// member with that key (what a DOM's FindMember would find), and nothing
+// else: no document is built.
+class AllowListCollector {
+ public:
+  using Ch = char;
 
-namespace {
+  AllowListCollector(const std::vector<std::string>& keys, std::vector<PropertyValue>& values)
+      : keys_(keys), values_(values) {
+    values_.assign(keys.size(), PropertyValue());
+  }
+
+  bool Null() { return set_other(); }
+  bool Bool(bool b) {
+    if (PropertyValue* value = target()) {
+      value->kind = PropertyValue::Kind::boolean;
+      value->boolean = b;
+    }
+    return true;
+  }
+  bool Int(int i) { return set_signed(PropertyValue::Kind::int32, i); }
+  bool Int64(int64_t i) { return set_signed(PropertyValue::Kind::int64, i); }
+  bool Uint(unsigned u) { return set_unsigned(PropertyValue::Kind::uint32, u); }
+  bool Uint64(uint64_t u) { return set_unsigned(PropertyValue::Kind::uint64, u); }
+  bool Double(double d) {
+    if (PropertyValue* value = target()) {
+      value->kind = PropertyValue::Kind::real;
+      value->real = d;
+    }
+    return true;
+  }
+  bool RawNumber(const Ch*, rapidjson::SizeType, bool) { return set_other(); }  // not asked for
+  bool String(const Ch* s, rapidjson::SizeType length, bool) {
+    if (PropertyValue* value = target()) {
+      value->kind = PropertyValue::Kind::string;
+      value->text = std::string_view(s, length);
+    }
+    return true;
+  }
+  bool Key(const Ch* s, rapidjson::SizeType length, bool) {
+    current_ = kNone;
+    if (depth_ != 1) return true;
+    const std::string_view key(s, length);
+    for (size_t i = 0; i < keys_.size(); ++i) {
+      if (keys_[i] == key) {
+        if (values_[i].kind == PropertyValue::Kind::absent) current_ = i;  // the first member wins
+        break;
+      }
+    }
+    return true;
+  }
+  bool StartObject() {
+    if (depth_ == 0) {
+      root_is_object_ = true;
+    } else {
+      set_other();
+    }
+    ++depth_;
+    return true;
+  }
+  bool EndObject(rapidjson::SizeType) {
+    --depth_;
+    return true;
+  }
+  bool StartArray() {
+    set_other();
+    ++depth_;
+    return true;
+  }
+  bool EndArray(rapidjson::SizeType) {
+    --depth_;
+    return true;
+  }
+
+  bool root_is_object() const { return root_is_object_; }
+
+ private:
+  static constexpr size_t kNone = SIZE_MAX;
+
+  // The slot the value being reported goes to, if it is an allow-listed
+  // member of the root object; a value consumes its key.
+  PropertyValue* target() {
+    if (depth_ != 1 || current_ == kNone) return nullptr;
+    PropertyValue* value = &values_[current_];
+    current_ = kNone;
+    return value;
+  }
+  bool set_other() {
+    if (PropertyValue* value = target()) value->kind = PropertyValue::Kind::other;
+    return true;
+  }
+  bool set_signed(PropertyValue::Kind kind, int64_t number) {
+    if (PropertyValue* value = target()) {
+      value->kind = kind;
+      value->signed_number = number;
+    }
+    return true;
+  }
+  bool set_unsigned(PropertyValue::Kind kind, uint64_t number) {
+    if (PropertyValue* value = target()) {
+      value->kind = kind;
+      value->unsigned_number = number;
+    }
+    return true;
+  }
+
+  const std::vector<std::string>& keys_;
+  std::vector<PropertyValue>& values_;
+  unsigned depth_ = 0;
+  size_t current_ = kNone;
+  bool root_is_object_ = false;
+};
 
 // The screen's verdict on a JSON number: integers (and doubles holding an
 // integer) by their magnitude; fractions are never personal data.
-PiiKind classify_number(const rapidjson::Value& value) {
-  if (value.IsUint64()) return classify_pii_integer(value.GetUint64());
-  if (value.IsInt64()) return classify_pii_integer(0 - static_cast<uint64_t>(value.GetInt64()));
-  const double number = std::fabs(value.GetDouble());
+PiiKind classify_number(const PropertyValue& value) {
+  switch (value.kind) {
+    case PropertyValue::Kind::int32:
+    case PropertyValue::Kind::int64:
+      return classify_pii_integer(value.signed_number < 0 ? 0 - static_cast<uint64_t>(value.signed_number)
+                                                          : static_cast<uint64_t>(value.signed_number));
+    case PropertyValue::Kind::uint32:
+    case PropertyValue::Kind::uint64:
+      return classify_pii_integer(value.unsigned_number);
+    default:
+      break;
+  }
+  const double number = std::fabs(value.real);
   if (!(number < 1e19) || std::trunc(number) != number) return PiiKind::none;
   return classify_pii_integer(static_cast<uint64_t>(number));
 }
@@ -63,14 +190,24 @@ bool EventMapper::count_pii(PiiKind kind) {
 }
 
 struct EventMapper::Buffers {
-  std::string payload;                 // in-situ parsing works on this copy
-  rapidjson::StringBuffer properties;  // the kept properties as JSON
+  std::string payload;                                            // in-situ parsing works on this copy
+  std::vector<PropertyValue> values;                              // one per allow-listed key of the mapping
+  rapidjson::StringBuffer properties;                             // the kept properties as JSON
+  rapidjson::Writer<rapidjson::StringBuffer> writer{properties};  // writes them (its stack kept)
 };
 
 EventMapper::EventMapper(const AnalyticsConfig& config, std::optional<std::string> user_id, Stats& stats)
     : config_(config), user_id_(std::move(user_id)), stats_(stats), buffers_(std::make_unique<Buffers>()) {}
 
+EventMapper::EventMapper(const EventMapper& other) : EventMapper(other.config_, other.user_id_, other.stats_) {}
+
 EventMapper::~EventMapper() = default;
+
+bool EventMapper::check_type(std::string_view mutation_type) {
+  if (config_.events.find(mutation_type) != config_.events.end()) return true;
+  stats_.dropped_unmapped.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
 
 const std::string& EventMapper::created_at(int64_t committed_at_ms) {
   // Formatting costs far more than an insert's share of CPU; events come in
@@ -128,62 +265,80 @@ bool EventMapper::map_event(std::string_view mutation_type, std::string_view pay
     return false;
   }
 
-  // The parse stack's first chunk must fit in its buffer with the pool's
-  // chunk header, or every parse would fall back to a heap chunk.
-  char value_buffer[4096];
-  char parse_buffer[2048];
-  Allocator value_allocator(value_buffer, sizeof(value_buffer));
-  Allocator parse_allocator(parse_buffer, sizeof(parse_buffer));
-  Document payload(&value_allocator, 1024, &parse_allocator);
   // In situ: strings stay in the copy instead of being copied out of it.
   // Iterative and depth-bounded: a payload nested 100,000 deep is refused,
-  // not a stack overflow in the host's process.
+  // not a stack overflow in the host's process. The parser's stack starts
+  // in stack memory: most payloads need no heap at all.
+  const std::vector<std::string>& keys = mapping->second.properties;
+  std::vector<PropertyValue>& values = buffers_->values;
   buffers_->payload.assign(payload_json);
   rapidjson::InsituStringStream stream(buffers_->payload.data());
-  const wep::json::ParseOutcome parsed = wep::json::parse_document_stream<rapidjson::kParseInsituFlag>(
-      payload, stream, wep::json::kMaxJsonDepth, &parse_allocator);
-  if (!parsed.ok() || !payload.IsObject()) {
+  char parse_buffer[1024];
+  rapidjson::MemoryPoolAllocator<> parse_allocator(parse_buffer, sizeof(parse_buffer));
+  rapidjson::GenericReader<rapidjson::UTF8<>, rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>> reader(
+      &parse_allocator, 256);
+  AllowListCollector collector(keys, values);
+  const wep::json::ParseOutcome parsed =
+      wep::json::parse_sax<rapidjson::kParseInsituFlag>(reader, stream, collector, wep::json::kMaxJsonDepth);
+  if (!parsed.ok() || !collector.root_is_object()) {
     stats_.dropped_invalid.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
 
   rapidjson::StringBuffer& properties = buffers_->properties;
   properties.Clear();
-  rapidjson::Writer<rapidjson::StringBuffer> writer(properties);
+  rapidjson::Writer<rapidjson::StringBuffer>& writer = buffers_->writer;
+  writer.Reset(properties);
   writer.StartObject();
   bool any = false;
-  for (const std::string& key : mapping->second.properties) {
-    const auto member = payload.FindMember(rapidjson::StringRef(key.data(), key.size()));
-    if (member == payload.MemberEnd()) continue;
-    const auto& value = member->value;
-    if (value.IsBool()) {
-      writer.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
-      writer.Bool(value.GetBool());
-      any = true;
-    } else if (value.IsNumber()) {
-      if (value.IsDouble() && !std::isfinite(value.GetDouble())) {
-        // Out of double's range (e.g. 1.5e400 may parse as infinity): JSON has
-        // no text for it, so it is dropped like a value of another type.
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const std::string& key = keys[i];
+    const PropertyValue& value = values[i];
+    const auto write_key = [&] { writer.Key(key.data(), static_cast<rapidjson::SizeType>(key.size())); };
+    switch (value.kind) {
+      case PropertyValue::Kind::absent:
+        continue;
+      case PropertyValue::Kind::boolean:
+        write_key();
+        writer.Bool(value.boolean);
+        break;
+      case PropertyValue::Kind::real:
+        if (!std::isfinite(value.real)) {
+          // Out of double's range (e.g. 1.5e400 may parse as infinity): JSON has
+          // no text for it, so it is dropped like a value of another type.
+          stats_.properties_dropped_type.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+        if (count_pii(classify_number(value))) continue;
+        write_key();
+        writer.Double(value.real);
+        break;
+      case PropertyValue::Kind::int32:
+      case PropertyValue::Kind::int64:
+        if (count_pii(classify_number(value))) continue;
+        write_key();
+        writer.Int64(value.signed_number);
+        break;
+      case PropertyValue::Kind::uint32:
+      case PropertyValue::Kind::uint64:
+        if (count_pii(classify_number(value))) continue;
+        write_key();
+        writer.Uint64(value.unsigned_number);
+        break;
+      case PropertyValue::Kind::string:
+        if (value.text.size() > kMaxPropertyStringBytes) {
+          stats_.properties_dropped_long.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+        if (count_pii(classify_pii(value.text))) continue;
+        write_key();
+        writer.String(value.text.data(), static_cast<rapidjson::SizeType>(value.text.size()));
+        break;
+      case PropertyValue::Kind::other:  // null, object, array
         stats_.properties_dropped_type.fetch_add(1, std::memory_order_relaxed);
         continue;
-      }
-      if (count_pii(classify_number(value))) continue;
-      writer.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
-      value.Accept(writer);
-      any = true;
-    } else if (value.IsString()) {
-      const std::string_view text(value.GetString(), value.GetStringLength());
-      if (text.size() > kMaxPropertyStringBytes) {
-        stats_.properties_dropped_long.fetch_add(1, std::memory_order_relaxed);
-        continue;
-      }
-      if (count_pii(classify_pii(text))) continue;
-      writer.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
-      writer.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
-      any = true;
-    } else {
-      stats_.properties_dropped_type.fetch_add(1, std::memory_order_relaxed);  // null, object, array
     }
+    any = true;
   }
   writer.EndObject();
 

@@ -39,7 +39,15 @@ class EventMapper {
   // `user_id` is the host's pseudonymous id (nullopt: rows get NULL).
   // `config` and `stats` must outlive the mapper.
   EventMapper(const AnalyticsConfig& config, std::optional<std::string> user_id, Stats& stats);
+  // Another mapper with the same config, user id and stats, for another
+  // thread (its buffers are its own).
+  EventMapper(const EventMapper& other);
+  EventMapper& operator=(const EventMapper&) = delete;
   ~EventMapper();
+
+  // False (counted in stats as an unmapped type) when mutations of this type
+  // are not recorded. map() and map_event() check this themselves.
+  bool check_type(std::string_view mutation_type);
 
   // Fills `row` from one committed mutation and returns true, or returns
   // false (counted in stats: unmapped type, payload not a JSON object) when

@@ -17,6 +17,19 @@ bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' 
 bool is_upper(char c) { return c >= 'A' && c <= 'Z'; }
 char lower(char c) { return is_upper(c) ? static_cast<char>(c - 'A' + 'a') : c; }
 
+// Membership in a small set of ASCII characters, as a table built at compile
+// time (the screen runs on every kept string property).
+class CharSet {
+ public:
+  explicit constexpr CharSet(std::string_view members) {
+    for (const char c : members) table_[static_cast<unsigned char>(c)] = true;
+  }
+  constexpr bool contains(char c) const { return table_[static_cast<unsigned char>(c)]; }
+
+ private:
+  std::array<bool, 256> table_{};
+};
+
 bool starts_with_nocase(std::string_view s, size_t at, std::string_view prefix) {
   if (s.size() - at < prefix.size()) return false;
   for (size_t i = 0; i < prefix.size(); ++i) {
@@ -107,6 +120,13 @@ size_t decode_utf8(std::string_view s, size_t i, char32_t& cp) {
   return length;
 }
 
+bool is_ascii(std::string_view text) {
+  for (const char c : text) {
+    if (static_cast<unsigned char>(c) >= 0x80) return false;
+  }
+  return true;
+}
+
 std::string fold_to_ascii(std::string_view text) {
   std::string out;
   out.reserve(text.size());
@@ -127,7 +147,15 @@ std::string fold_to_ascii(std::string_view text) {
 
 // ---- rules (on folded text)
 
-bool is_email_local_char(char c) { return is_alnum(c) || std::strchr("._%+-'", c) != nullptr; }
+constexpr CharSet kEmailLocalPunctuation("._%+-'");
+constexpr CharSet kTokenPunctuation("_-+/=~");
+constexpr CharSet kPhonePunctuation(" +()-./");
+// The first characters, in either case, of what looks_like_url looks for at
+// a word's start ("www.", schemes): a word starting otherwise needs no
+// comparison.
+constexpr CharSet kUrlWordStarts("wWmMtTsScCxX");
+
+bool is_email_local_char(char c) { return is_alnum(c) || kEmailLocalPunctuation.contains(c); }
 bool is_domain_char(char c) { return is_alnum(c) || c == '-' || c == '.'; }
 
 // A host name: labels of letters, digits and '-', the last one (the TLD) at
@@ -168,7 +196,7 @@ bool looks_like_url(std::string_view s) {
   }
   for (size_t i = 0; i < s.size(); ++i) {
     const bool word_start = i == 0 || !is_alpha(s[i - 1]);
-    if (!word_start) continue;
+    if (!word_start || !kUrlWordStarts.contains(s[i])) continue;
     if (starts_with_nocase(s, i, "www.") && i + 4 < s.size() && is_alnum(s[i + 4])) return true;
     // Schemes without "//" that name a person's address.
     for (const std::string_view scheme : {"mailto:", "tel:", "sms:", "callto:", "xmpp:", "sip:"}) {
@@ -266,7 +294,7 @@ bool looks_like_mac_address(std::string_view s) {
   return false;
 }
 
-bool is_token_char(char c) { return is_alnum(c) || std::strchr("_-+/=~", c) != nullptr; }
+bool is_token_char(char c) { return is_alnum(c) || kTokenPunctuation.contains(c); }
 bool is_base64url_char(char c) { return is_alnum(c) || c == '_' || c == '-'; }
 
 // Shannon entropy of `run` in bits per character.
@@ -282,31 +310,36 @@ double entropy_bits_per_char(std::string_view run) {
   return bits;
 }
 
+// Well-known API key prefixes (case-sensitive).
+constexpr std::string_view kKeyPrefixes[] = {
+    "sk_live_", "sk_test_",    "pk_live_", "pk_test_", "rk_live_", "rk_test_", "whsec_", "ghp_", "gho_", "ghu_", "ghs_",
+    "ghr_",     "github_pat_", "glpat-",   "xoxb-",    "xoxp-",    "xoxa-",    "xoxs-",  "AKIA", "ASIA", "AIza"};
+
 bool looks_like_secret(std::string_view s) {
   for (size_t i = 0; i < s.size(); ++i) {
     const bool word_start = i == 0 || !is_token_char(s[i - 1]);
     if (!word_start) continue;
+    const char first = s[i];
     // An HTTP credential: "Bearer <token>", "Basic <token>", "Token <token>".
-    for (const std::string_view scheme : {"bearer ", "basic ", "token "}) {
-      if (!starts_with_nocase(s, i, scheme)) continue;
-      size_t end = i + scheme.size();
-      while (end < s.size() && s[end] == ' ') ++end;
-      size_t token = 0;
-      while (end + token < s.size() && (is_token_char(s[end + token]) || s[end + token] == '.')) ++token;
-      if (token >= 8) return true;
+    if (lower(first) == 'b' || lower(first) == 't') {
+      for (const std::string_view scheme : {"bearer ", "basic ", "token "}) {
+        if (!starts_with_nocase(s, i, scheme)) continue;
+        size_t end = i + scheme.size();
+        while (end < s.size() && s[end] == ' ') ++end;
+        size_t token = 0;
+        while (end + token < s.size() && (is_token_char(s[end + token]) || s[end + token] == '.')) ++token;
+        if (token >= 8) return true;
+      }
     }
     // JWT-shaped: base64url of '{"' ("eyJ"), then '.' and a second segment.
-    if (s.compare(i, 3, "eyJ") == 0) {
+    if (first == 'e' && s.compare(i, 3, "eyJ") == 0) {
       size_t end = i + 3;
       while (end < s.size() && is_base64url_char(s[end])) ++end;
       if (end - i >= 8 && end + 4 < s.size() && s[end] == '.' && is_base64url_char(s[end + 1])) return true;
     }
-    // Well-known API key prefixes, followed by at least 8 token characters.
-    for (const std::string_view prefix :
-         {"sk_live_", "sk_test_", "pk_live_", "pk_test_", "rk_live_", "rk_test_",    "whsec_",
-          "ghp_",     "gho_",     "ghu_",     "ghs_",     "ghr_",     "github_pat_", "glpat-",
-          "xoxb-",    "xoxp-",    "xoxa-",    "xoxs-",    "AKIA",     "ASIA",        "AIza"}) {
-      if (s.compare(i, prefix.size(), prefix) != 0) continue;
+    // A key prefix followed by at least 8 token characters.
+    for (const std::string_view prefix : kKeyPrefixes) {
+      if (prefix[0] != first || s.compare(i, prefix.size(), prefix) != 0) continue;
       size_t end = i + prefix.size();
       while (end < s.size() && is_token_char(s[end])) ++end;
       if (end - i - prefix.size() >= 8) return true;
@@ -334,7 +367,7 @@ bool looks_like_secret(std::string_view s) {
   return false;
 }
 
-bool is_phone_char(char c) { return is_digit(c) || std::strchr(" +()-./", c) != nullptr; }
+bool is_phone_char(char c) { return is_digit(c) || kPhonePunctuation.contains(c); }
 
 PiiKind classify_digit_runs(std::string_view s) {
   size_t i = 0;
@@ -382,8 +415,9 @@ bool luhn_valid(uint64_t number) {
 }  // namespace
 
 PiiKind classify_pii(std::string_view text) {
-  const std::string folded = fold_to_ascii(text);
-  const std::string_view s = folded;
+  std::string folded;
+  if (!is_ascii(text)) folded = fold_to_ascii(text);  // ASCII needs no folding (and no copy)
+  const std::string_view s = folded.empty() ? text : std::string_view(folded);
   if (looks_like_email(s)) return PiiKind::email;
   if (looks_like_url(s)) return PiiKind::url;
   if (looks_like_secret(s)) return PiiKind::secret;

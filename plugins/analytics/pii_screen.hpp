@@ -11,7 +11,8 @@
 // full-width forms of ASCII their ASCII letter, and any other non-ASCII
 // character a letter, so internationalised domain names stay domain-like.
 //
-// Pure functions: no state, thread-safe, no allocation beyond the folded copy.
+// Pure functions: no state, thread-safe, no allocation beyond the folded copy
+// of non-ASCII text.
 #pragma once
 
 #include <cstdint>

@@ -58,6 +58,7 @@ Writer::Writer(const AnalyticsConfig& config, const StoreOptions& store_options,
       buffer_(buffer),
       progress_(progress),
       mapper_(mapper),
+      catch_up_mapper_(mapper),
       hooks_(std::move(hooks)) {}
 
 Writer::~Writer() {
@@ -320,6 +321,7 @@ bool Writer::catch_up_at_start() {
     pthread_setname_np(reader.native_handle(), "wep-analytics-r");
     CatchUpChunk chunk;
     while (pipe.take(chunk)) {
+      if (!chunk.mapped) map_unmapped(chunk);
       checkpoint_ = chunk.checkpoint;
       insert_rows(std::span<const NewRow>(chunk.rows.data(), chunk.used), checkpoint_, chunk.discard_held);
       reached_end = chunk.reached_end;
@@ -367,7 +369,7 @@ void Writer::read_for_catch_up(CatchUpPipe& pipe, Checkpoint position, int64_t b
           if (!position.enabled) {
             // Everything read so far precedes this change: privacy wins.
             stats_.dropped_disabled.fetch_add(static_cast<int64_t>(chunk.used), std::memory_order_relaxed);
-            chunk.used = 0;
+            chunk.drop_contents();
             chunk.discard_held = true;
           }
         }
@@ -381,12 +383,19 @@ void Writer::read_for_catch_up(CatchUpPipe& pipe, Checkpoint position, int64_t b
         stats_.dropped_disabled.fetch_add(1, std::memory_order_relaxed);
         return true;
       }
-      if (chunk.rows.size() <= chunk.used) chunk.rows.emplace_back();
-      if (mapper_.map(wep::view(event.mutation.type), wep::view(event.mutation.payload_json),
-                      event.mutation.committed_at_ms, chunk.rows[chunk.used])) {
-        ++chunk.used;
+      const std::string_view type = wep::view(event.mutation.type);
+      const std::string_view payload = wep::view(event.mutation.payload_json);
+      // Each chunk is mapped here unless the writer will be idle (see
+      // catch_up_pipe.hpp); decided at its first mutation.
+      if (chunk.used == 0) chunk.mapped = !pipe.nothing_waiting();
+      if (chunk.mapped) {
+        if (chunk.rows.size() <= chunk.used) chunk.rows.emplace_back();
+        if (mapper_.map(type, payload, event.mutation.committed_at_ms, chunk.rows[chunk.used])) ++chunk.used;
+      } else if (mapper_.check_type(type)) {
+        chunk.add_unmapped(type, payload, event.mutation.committed_at_ms);
       }
-      if (chunk.used == kCatchUpRowsPerTransaction) {
+      if (chunk.used == kCatchUpRowsPerTransaction ||
+          (!chunk.mapped && chunk.unmapped_text.size() >= CatchUpChunk::kMaxUnmappedTextBytes)) {
         chunk.checkpoint = position;
         pipe_open = pipe.put(chunk);
         return pipe_open;
@@ -416,6 +425,19 @@ void Writer::read_for_catch_up(CatchUpPipe& pipe, Checkpoint position, int64_t b
   }
   if (pipe_open) pipe.put(chunk);
   pipe.finish();
+}
+
+void Writer::map_unmapped(CatchUpChunk& chunk) {
+  size_t rows = 0;
+  for (size_t i = 0; i < chunk.used; ++i) {
+    const CatchUpChunk::Unmapped& entry = chunk.unmapped[i];
+    if (chunk.rows.size() <= rows) chunk.rows.emplace_back();
+    if (catch_up_mapper_.map(chunk.type_of(entry), chunk.payload_of(entry), entry.committed_at_ms, chunk.rows[rows])) {
+      ++rows;
+    }
+  }
+  chunk.used = rows;
+  chunk.mapped = true;
 }
 
 void Writer::add_mutation(std::string_view type, std::string_view payload, int64_t committed_at_ms, bool record) {

@@ -31,10 +31,12 @@
 //     log once, streamed, on a reader thread of its own that maps each
 //     mutation and hands rows over in chunks (catch_up_pipe.hpp) while the
 //     writer stores the previous chunk, so the log read and the SQLite work
-//     overlap. Whenever a live mutation does
-//     not follow the checkpoint (the buffer or the host's lane dropped some),
-//     or analytics_enabled changed just before it, the writer first reads
-//     the log from the checkpoint up to it instead of guessing.
+//     overlap; the reader leaves a chunk for the writer to map when the
+//     writer would otherwise wait, so that both threads map. Whenever a
+//     live mutation does not follow the checkpoint (the buffer or the
+//     host's lane dropped some), or analytics_enabled changed just before
+//     it, the writer first reads the log from the checkpoint up to it
+//     instead of guessing.
 //   - analytics_enabled is taken from the log's setting changes, in log
 //     order: a mutation committed while it was false is never recorded.
 //     Privacy wins at the start-up catch-up (what was committed while the
@@ -144,11 +146,13 @@ class Writer {
   // file) up to the newest mutation when start() was called. True when it
   // got there (false: stopped, or the read failed and was reported).
   bool catch_up_at_start();
-  // The catch-up's reader thread: reads the log after `position`, maps and
-  // hands rows over; an error goes to `*error`. Uses mapper_ (the writer
-  // thread does not map meanwhile).
+  // The catch-up's reader thread: reads the log after `position`, maps
+  // (or leaves unmapped) and hands chunks over; an error goes to `*error`.
+  // Uses mapper_ (the writer thread does not use it meanwhile).
   void read_for_catch_up(CatchUpPipe& pipe, Checkpoint position, int64_t before_sequence, bool enabled_now,
                          std::string* error) noexcept;
+  // Maps a chunk the reader left unmapped (with catch_up_mapper_).
+  void map_unmapped(CatchUpChunk& chunk);
   void add_mutation(std::string_view type, std::string_view payload, int64_t committed_at_ms, bool record);
   void add_event(const HandOffBatch& batch, const HandOffBatch::Event& event, bool record);
   void flush_rows();
@@ -173,6 +177,7 @@ class Writer {
   HandOffBuffer& buffer_;
   WriterProgress& progress_;
   EventMapper& mapper_;
+  EventMapper catch_up_mapper_;  // this thread's while the catch-up reader uses mapper_
   const Hooks hooks_;
 
   std::atomic<bool> stopping_{false};

@@ -275,6 +275,42 @@ BOOST_FIXTURE_TEST_CASE(rows_a_catch_up_stores_are_held_from_delivery_until_it_r
   BOOST_TEST(keys(recorded(database())) == range(1, kLogged));
 }
 
+// The catch-up's reader maps a chunk itself, or leaves it to the writer
+// when the writer would wait (the first chunk always; later ones as timing
+// falls): either way every mutation gets the mapping a live one gets.
+BOOST_FIXTURE_TEST_CASE(a_catch_up_maps_unmapped_types_bad_payloads_and_personal_data_as_live_mapping_does,
+                        MemoryLogFixture) {
+  constexpr int64_t kLogged = 40000;  // several chunks of 8,192
+  std::set<int64_t> kept;
+  int64_t unmapped = 0, invalid = 0, screened = 0;
+  for (int64_t n = 1; n <= kLogged; ++n) {
+    if (n % 7 == 0) {
+      log.append_mutation("note.archived", payload(n));
+      ++unmapped;
+    } else if (n % 11 == 0) {
+      log.append_mutation("note.created", "{\"n\": " + std::to_string(n));  // cut short
+      ++invalid;
+    } else if (n % 13 == 0) {
+      log.append_mutation("note.created", "{\"n\": \"bob" + std::to_string(n) + "@example.com\"}");
+      ++screened;
+    } else {
+      log.append_mutation("note.created", payload(n));
+      kept.insert(n);
+    }
+  }
+  LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
+  BOOST_TEST(plugin.pending() == static_cast<int64_t>(kept.size()) + screened);
+  std::map<int64_t, int> rows = recorded(database());
+  BOOST_TEST(rows[0] == screened);  // stored without properties (json_extract gives NULL)
+  rows.erase(0);
+  BOOST_TEST(keys(rows) == kept);
+  const std::string stats = plugin.stats();
+  BOOST_TEST(stat(stats, "/dropped/unmapped") == unmapped);
+  BOOST_TEST(stat(stats, "/dropped/invalid") == invalid);
+  BOOST_TEST(stat(stats, "/properties_dropped/email") == screened);
+  BOOST_TEST(stat(stats, "/catch_up/replayed") == kLogged);
+}
+
 BOOST_FIXTURE_TEST_CASE(a_change_to_false_read_late_in_a_catch_up_deletes_the_held_rows, MemoryLogFixture) {
   append(1, 20000);  // more than one transaction: rows are stored (held) before the change is read
   log.append_setting("analytics_enabled", "false");
