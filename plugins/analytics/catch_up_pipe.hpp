@@ -10,7 +10,7 @@
 // otherwise wait, maps them before storing. Both threads work until the end.
 //
 // Thread safety: one thread calls put() and finish(), another take(); any
-// thread may call close() and nothing_waiting().
+// thread may call close() and waiting().
 #pragma once
 
 #include <condition_variable>
@@ -135,11 +135,10 @@ class CatchUpPipe {
     return true;
   }
 
-  // True when no chunk waits to be taken: the writer has, at most, the one
-  // it is storing, and will wait for the next.
-  bool nothing_waiting() {
+  // Chunks waiting to be taken (not counting the one the writer works on).
+  size_t waiting() {
     std::lock_guard lock(mutex_);
-    return full_.empty();
+    return full_.size();
   }
 
   // Writer: takes nothing more; a waiting put() returns false.

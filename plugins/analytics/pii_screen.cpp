@@ -414,9 +414,31 @@ bool luhn_valid(uint64_t number) {
 
 }  // namespace
 
+// True when no rule can match `text` (ASCII): every rule needs one of
+// '@' ':' '/' '.' '?' '#' (emails, URLs and host names, IP addresses, JWTs,
+// MAC addresses with ':' or '.'), seven digits (phone numbers, long
+// numbers), or at least 12 characters (credentials, key prefixes, MAC
+// addresses with '-', high-entropy tokens). Most property values are short
+// words that pass here with one look at each character.
+bool too_plain_for_any_rule(std::string_view text) {
+  constexpr size_t kShortestRuleWithoutMarks = 12;  // "AKIA" + 8
+  constexpr CharSet kMarks("@:/.?#");
+  if (text.size() >= kShortestRuleWithoutMarks) return false;
+  size_t digits = 0;
+  for (const char c : text) {
+    if (kMarks.contains(c)) return false;
+    digits += is_digit(c);
+  }
+  return digits < 7;
+}
+
 PiiKind classify_pii(std::string_view text) {
   std::string folded;
-  if (!is_ascii(text)) folded = fold_to_ascii(text);  // ASCII needs no folding (and no copy)
+  if (!is_ascii(text)) {
+    folded = fold_to_ascii(text);  // ASCII needs no folding (and no copy)
+  } else if (too_plain_for_any_rule(text)) {
+    return PiiKind::none;
+  }
   const std::string_view s = folded.empty() ? text : std::string_view(folded);
   if (looks_like_email(s)) return PiiKind::email;
   if (looks_like_url(s)) return PiiKind::url;

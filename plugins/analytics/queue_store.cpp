@@ -201,6 +201,11 @@ void QueueStore::checkpoint_and_empty_wal() {
   connection_->exec("PRAGMA wal_checkpoint(TRUNCATE)", "emptying the WAL");
 }
 
+void QueueStore::set_automatic_checkpoints(bool on) {
+  connection_->exec(on ? "PRAGMA wal_autocheckpoint=1000" : "PRAGMA wal_autocheckpoint=0",
+                    "setting automatic checkpoints");
+}
+
 std::optional<Checkpoint> QueueStore::checkpoint() {
   Statement& read = statements_->read_checkpoint;
   std::optional<Checkpoint> result;

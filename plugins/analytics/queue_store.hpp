@@ -135,6 +135,11 @@ class QueueStore {
   // holds nothing a new file at that path could take for its own.
   void checkpoint_and_empty_wal();
 
+  // Whether this connection copies the WAL into the database file itself
+  // when a commit takes it past 1,000 pages (SQLite's automatic checkpoint;
+  // on by default). Off while a WalCopier does it.
+  void set_automatic_checkpoints(bool on);
+
   // The stored checkpoint; nothing if none was ever stored.
   std::optional<Checkpoint> checkpoint();
 

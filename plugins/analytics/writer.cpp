@@ -32,7 +32,16 @@ constexpr int kInitialReadAttempts = 5;
 constexpr size_t kCatchUpRowsPerTransaction = 8192;
 // Chunks the catch-up's reader may have waiting for the writer: lets it run
 // ahead of a slow commit. Memory: (this + 2) chunks.
-constexpr size_t kCatchUpChunksInFlight = 2;
+constexpr size_t kCatchUpChunksInFlight = 3;
+constexpr size_t kMapWhenWaiting = 2;
+
+// A start-up catch-up of more mutations than this copies the WAL on a
+// thread of its own (WalCopier), and waits for it every
+// kChunksPerWalRestart chunks, at most kWalCopyWait (the WAL then starts
+// over: about kChunksPerWalRestart chunks' pages at most).
+constexpr int64_t kWalCopierFromMutations = 4 * kCatchUpRowsPerTransaction;
+constexpr uint64_t kChunksPerWalRestart = 16;
+constexpr std::chrono::seconds kWalCopyWait{10};
 
 // Rows per transaction when salvaged rows move into a fresh queue.
 constexpr size_t kSalvageChunkRows = 4096;
@@ -309,6 +318,9 @@ bool Writer::catch_up_at_start() {
     return false;
   }
   stats_.catch_up_holding.store(true, std::memory_order_relaxed);
+  if (log_end_at_start_ - checkpoint_.last_sequence > kWalCopierFromMutations && set_automatic_checkpoints(false)) {
+    wal_copier_ = std::make_unique<WalCopier>(config_.database_path, store_options_);
+  }
   CatchUpPipe pipe(kCatchUpChunksInFlight);
   std::string read_error;   // the reader's, read after the join
   std::string store_error;  // this thread's
@@ -320,17 +332,23 @@ bool Writer::catch_up_at_start() {
     });
     pthread_setname_np(reader.native_handle(), "wep-analytics-r");
     CatchUpChunk chunk;
+    uint64_t chunks = 0;
     while (pipe.take(chunk)) {
       if (!chunk.mapped) map_unmapped(chunk);
       checkpoint_ = chunk.checkpoint;
       insert_rows(std::span<const NewRow>(chunk.rows.data(), chunk.used), checkpoint_, chunk.discard_held);
       reached_end = chunk.reached_end;
+      if (wal_copier_) {
+        wal_copier_->committed();
+        if (++chunks % kChunksPerWalRestart == 0 && !wal_copier_->wait_until_copied(kWalCopyWait)) end_wal_copier();
+      }
     }
   } catch (const std::exception& e) {
     store_error = e.what();  // not a store error (those are handled inside): e.g. out of memory
   }
   pipe.close();
   if (reader.joinable()) reader.join();
+  end_wal_copier();
   if (read_error.empty()) read_error = store_error;
   if (!read_error.empty()) hooks_.report_error("analytics catch-up: " + read_error);
   // The hold is released only when the checkpoint that says so is stored.
@@ -387,7 +405,7 @@ void Writer::read_for_catch_up(CatchUpPipe& pipe, Checkpoint position, int64_t b
       const std::string_view payload = wep::view(event.mutation.payload_json);
       // Each chunk is mapped here unless the writer will be idle (see
       // catch_up_pipe.hpp); decided at its first mutation.
-      if (chunk.used == 0) chunk.mapped = !pipe.nothing_waiting();
+      if (chunk.used == 0) chunk.mapped = pipe.waiting() >= kMapWhenWaiting;
       if (chunk.mapped) {
         if (chunk.rows.size() <= chunk.used) chunk.rows.emplace_back();
         if (mapper_.map(type, payload, event.mutation.committed_at_ms, chunk.rows[chunk.used])) ++chunk.used;
@@ -502,6 +520,23 @@ void Writer::insert_rows(std::span<const NewRow> rows, const std::optional<Check
   stats_.dropped_store_error.fetch_add(count, std::memory_order_relaxed);
 }
 
+bool Writer::set_automatic_checkpoints(bool on) {
+  if (!store_) return false;
+  try {
+    store_->set_automatic_checkpoints(on);
+    return true;
+  } catch (const StoreError&) {
+    return false;  // the next write meets the cause and handles it
+  }
+}
+
+void Writer::end_wal_copier() {
+  if (!wal_copier_) return;
+  wal_copier_->stop();
+  wal_copier_.reset();
+  set_automatic_checkpoints(true);
+}
+
 bool Writer::open_store() {
   try {
     store_ = std::make_unique<QueueStore>(config_.database_path, store_options_);
@@ -529,6 +564,7 @@ bool Writer::queue_file_changed() const {
 }
 
 bool Writer::reopen_changed_file() {
+  end_wal_copier();  // its connection goes with the others
   struct stat file {};
   const bool replaced = ::stat(config_.database_path.c_str(), &file) == 0;
   // The open file's WAL still has the name at the path: SQLite would replay
@@ -563,6 +599,7 @@ bool Writer::reopen_changed_file() {
 }
 
 bool Writer::recover_from_corruption(const std::string& reason) {
+  end_wal_copier();  // its connection goes with the others
   // Every connection to the damaged file goes first: ours and the others'
   // (the shared reader, the flusher's queue); the transport stays loaded.
   store_.reset();

@@ -32,7 +32,9 @@
 //     mutation and hands rows over in chunks (catch_up_pipe.hpp) while the
 //     writer stores the previous chunk, so the log read and the SQLite work
 //     overlap; the reader leaves a chunk for the writer to map when the
-//     writer would otherwise wait, so that both threads map. Whenever a
+//     writer would otherwise wait, so that both threads map. During a large
+//     catch-up a third thread copies the WAL into the file (wal_copier.hpp)
+//     and the writer's own automatic checkpoints are off. Whenever a
 //     live mutation does not follow the checkpoint (the buffer or the
 //     host's lane dropped some), or analytics_enabled changed just before
 //     it, the writer first reads the log from the checkpoint up to it
@@ -84,6 +86,7 @@
 #include "queue_store.hpp"
 #include "stats.hpp"
 #include "use_cases.hpp"
+#include "wal_copier.hpp"
 
 namespace wep::analytics {
 
@@ -159,6 +162,12 @@ class Writer {
   void insert_rows(std::span<const NewRow> rows, const std::optional<Checkpoint>& checkpoint,
                    bool discard_held = false);
   bool open_store();
+  // Turns store_'s automatic checkpoints on or off; false if there is no
+  // store or SQLite refused.
+  bool set_automatic_checkpoints(bool on);
+  // Stops wal_copier_, if any, and turns store_'s automatic checkpoints
+  // back on.
+  void end_wal_copier();
   // Notes the device and inode of the file store_ has open.
   void remember_store_file();
   // True when the file at database_path is not the one store_ has open.
@@ -189,9 +198,10 @@ class Writer {
   dev_t store_device_ = 0;  // the file store_ has open
   ino_t store_inode_ = 0;
   bool log_backed_ = false;
-  Checkpoint checkpoint_;                // log-backed: where the rows end
-  std::optional<Checkpoint> committed_;  // the checkpoint last written
-  std::vector<NewRow> rows_;             // reused: rows keep their strings' capacity
+  Checkpoint checkpoint_;                  // log-backed: where the rows end
+  std::optional<Checkpoint> committed_;    // the checkpoint last written
+  std::vector<NewRow> rows_;               // reused: rows keep their strings' capacity
+  std::unique_ptr<WalCopier> wal_copier_;  // during a large start-up catch-up
   size_t used_rows_ = 0;
   int64_t log_end_at_start_ = 0;          // the newest mutation when start() was called
   std::optional<bool> enabled_at_start_;  // analytics_enabled when start() was called (unset: unreadable)

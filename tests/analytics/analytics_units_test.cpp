@@ -14,6 +14,7 @@
 #include "stats.hpp"
 #include "test_support.hpp"
 #include "use_cases.hpp"
+#include "wal_copier.hpp"
 
 using namespace wep::analytics;
 using wep::test::Db;
@@ -264,6 +265,33 @@ BOOST_AUTO_TEST_CASE(insert_read_remove_dead_letter_keep_the_count_in_step) {
              "e2|NULL|user-1|2026-11-20T10:00:00.002|400: bad event");
   BOOST_TEST(!db.scalar("SELECT failed_at FROM analytics_dead_letter").empty());
   BOOST_TEST(store.recount() == 7);  // the O(1) counter matches count(*)
+}
+
+BOOST_AUTO_TEST_CASE(a_wal_copy_lets_the_next_write_start_the_wal_over) {
+  TempDir dir;
+  const std::string file = (dir / "q.db").string();
+  QueueStore store(file);
+  store.set_automatic_checkpoints(false);
+  std::vector<NewRow> rows;
+  for (int i = 0; i < 2000; ++i)
+    rows.push_back(row("e", "2026-11-20T10:00:00.000", R"({"i":)" + std::to_string(i) + "}"));
+  wep::analytics::WalCopier copier(file, {});
+  store.insert(rows);
+  copier.committed();
+  BOOST_TEST(copier.wait_until_copied(std::chrono::seconds(30)));
+  const auto wal_after_first = std::filesystem::file_size(file + "-wal");
+  store.insert(rows);  // the WAL was copied whole: this starts it over instead of growing it
+  BOOST_TEST(std::filesystem::file_size(file + "-wal") == wal_after_first);
+  BOOST_TEST(store.count() == 4000);
+  copier.stop();
+  BOOST_TEST(!copier.wait_until_copied(std::chrono::seconds(0)));  // a stopped copier copies nothing
+}
+
+BOOST_AUTO_TEST_CASE(a_wal_copier_that_cannot_open_the_file_says_so_at_once) {
+  TempDir dir;
+  wep::analytics::WalCopier copier((dir / "missing" / "q.db").string(), {});
+  copier.committed();
+  BOOST_TEST(!copier.wait_until_copied(std::chrono::seconds(30)));
 }
 
 BOOST_AUTO_TEST_CASE(delivered_ids_are_deleted_as_runs_of_consecutive_ids) {

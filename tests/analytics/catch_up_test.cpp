@@ -311,6 +311,22 @@ BOOST_FIXTURE_TEST_CASE(a_catch_up_maps_unmapped_types_bad_payloads_and_personal
   BOOST_TEST(stat(stats, "/catch_up/replayed") == kLogged);
 }
 
+// A large catch-up copies the WAL into the file on a thread of its own and
+// starts the WAL over every few chunks: the WAL never holds the whole
+// backlog (it would, about as large as the rows it stores, if nothing
+// copied it while the writer's own checkpoints are off).
+BOOST_FIXTURE_TEST_CASE(a_large_catch_up_keeps_the_queue_wal_well_below_the_rows_it_stores, MemoryLogFixture) {
+  constexpr int64_t kLogged = 400000;
+  append(1, kLogged);
+  LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
+  BOOST_TEST(plugin.pending() == kLogged);
+  const auto wal_bytes = fs::file_size(database().string() + "-wal");  // its largest: a WAL is reused, not shrunk
+  const auto database_bytes = fs::file_size(database());
+  BOOST_TEST_MESSAGE("WAL " << wal_bytes << " bytes, database " << database_bytes << " bytes");
+  BOOST_TEST(wal_bytes < database_bytes / 2);
+  BOOST_TEST(keys(recorded(database())) == range(1, kLogged));
+}
+
 BOOST_FIXTURE_TEST_CASE(a_change_to_false_read_late_in_a_catch_up_deletes_the_held_rows, MemoryLogFixture) {
   append(1, 20000);  // more than one transaction: rows are stored (held) before the change is read
   log.append_setting("analytics_enabled", "false");
