@@ -5,9 +5,10 @@
 // max_chunks + 2 chunks.
 //
 // Mapping (the JSON work and the PII screen) is shared: the reader maps a
-// chunk's mutations itself while the writer has chunks waiting, and leaves
-// them unmapped (copied) when nothing waits, so that the writer, which would
-// otherwise wait, maps them before storing. Both threads work until the end.
+// chunk's mutations itself while the writer is behind (chunks wait in the
+// pipe), and otherwise leaves them unmapped (copied), so that the writer,
+// which would soon wait, maps them before storing. Both threads work until
+// the end.
 //
 // Thread safety: one thread calls put() and finish(), another take(); any
 // thread may call close() and waiting().

@@ -32,8 +32,8 @@ struct MappedEvent {
 };
 
 // Maps events for one plugin instance. Not thread-safe: each thread that
-// maps uses its own mapper (the host's lane, the writer); the counters in
-// Stats are shared atomics.
+// maps uses its own mapper (the host's lane, the writer, the catch-up's reader); the
+// counters in Stats are shared atomics.
 class EventMapper {
  public:
   // `user_id` is the host's pseudonymous id (nullopt: rows get NULL).

@@ -33,6 +33,8 @@ constexpr size_t kCatchUpRowsPerTransaction = 8192;
 // Chunks the catch-up's reader may have waiting for the writer: lets it run
 // ahead of a slow commit. Memory: (this + 2) chunks.
 constexpr size_t kCatchUpChunksInFlight = 3;
+// The reader maps a chunk itself when at least this many wait for the
+// writer (the writer is behind); otherwise the writer maps it.
 constexpr size_t kMapWhenWaiting = 2;
 
 // A start-up catch-up of more mutations than this copies the WAL on a
@@ -403,8 +405,8 @@ void Writer::read_for_catch_up(CatchUpPipe& pipe, Checkpoint position, int64_t b
       }
       const std::string_view type = wep::view(event.mutation.type);
       const std::string_view payload = wep::view(event.mutation.payload_json);
-      // Each chunk is mapped here unless the writer will be idle (see
-      // catch_up_pipe.hpp); decided at its first mutation.
+      // Who maps a chunk is decided at its first mutation (see
+      // catch_up_pipe.hpp).
       if (chunk.used == 0) chunk.mapped = pipe.waiting() >= kMapWhenWaiting;
       if (chunk.mapped) {
         if (chunk.rows.size() <= chunk.used) chunk.rows.emplace_back();

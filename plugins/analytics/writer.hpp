@@ -28,11 +28,11 @@
 //     event (catch-up); live events wait in the bounded
 //     buffer (or, when it is full, are left to the log), and a live mutation
 //     at or below the checkpoint is ignored. The start-up catch-up reads the
-//     log once, streamed, on a reader thread of its own that maps each
-//     mutation and hands rows over in chunks (catch_up_pipe.hpp) while the
-//     writer stores the previous chunk, so the log read and the SQLite work
-//     overlap; the reader leaves a chunk for the writer to map when the
-//     writer would otherwise wait, so that both threads map. During a large
+//     log once, streamed, on a reader thread of its own that hands the
+//     mutations over in chunks (catch_up_pipe.hpp) while the writer stores
+//     the previous chunk, so the log read and the SQLite work overlap; the
+//     reader maps a chunk while the writer is behind and leaves it to the
+//     writer otherwise, so that both threads map. During a large
 //     catch-up a third thread copies the WAL into the file (wal_copier.hpp)
 //     and the writer's own automatic checkpoints are off. Whenever a
 //     live mutation does not follow the checkpoint (the buffer or the
