@@ -23,7 +23,6 @@
 // A store problem (disk full, read-only or damaged file) never reaches the
 // host as a failure: rows that cannot be stored are dropped and counted,
 // the error is logged (once per distinct message) and shown as last_error.
-#include <rapidjson/document.h>
 #include <wep/version.h>
 
 #include <atomic>
@@ -33,7 +32,6 @@
 #include <optional>
 #include <string>
 #include <wep/plugin.hpp>
-#include <wep/support/bounded_json.hpp>
 
 #include "config.hpp"
 #include "event_mapper.hpp"
@@ -175,9 +173,17 @@ void AnalyticsPlugin::start() {
   }
   {
     // A change published between the first read and the subscription is
-    // only visible here; one published after it arrives on the bus.
+    // only visible here; one published after it arrives on the bus. The
+    // writer places it among the mutations from the log, as it does a bus
+    // change (its catch-up may have read the log before the change).
     std::lock_guard lock(setting_mutex_);
-    if (!setting_seen_on_bus_) apply_enabled(read_enabled_setting());
+    if (!setting_seen_on_bus_) {
+      const bool enabled = read_enabled_setting();
+      apply_enabled(enabled);
+      if (log_backed_ && writer_->enabled_at_start() != enabled) {
+        buffer_->push_enabled_changed(enabled ? "true" : "false");
+      }
+    }
   }
 
   std::string summary = "started: queue " + config_.database_path + ", " + std::to_string(config_.events.size()) +
@@ -197,13 +203,10 @@ void AnalyticsPlugin::on_event(const wep_event& event) {
                         event.mutation.committed_at_ms, event.mutation.sequence);
       break;
     case WEP_EVENT_SETTING_CHANGED:
-      if (wep::view(event.setting.key) == "analytics_enabled") {
-        rapidjson::Document value;
-        const auto text = wep::view(event.setting.value_json);
-        if (!wep::json::parse_document(value, text).ok() || !value.IsBool()) {
-          host_.log(WEP_LOG_WARN, "analytics_enabled is not true or false; treating it as false");
-        }
-        const bool enabled = enabled_from_json(text);
+      if (wep::view(event.setting.key) == kEnabledKey) {
+        const std::optional<bool> value = parse_enabled_setting(wep::view(event.setting.value_json));
+        if (!value) host_.log(WEP_LOG_WARN, "analytics_enabled is not true or false; treating it as false");
+        const bool enabled = value.value_or(false);
         std::lock_guard lock(setting_mutex_);
         setting_seen_on_bus_ = true;
         if (enabled != enqueue_->enabled()) {
@@ -253,10 +256,9 @@ std::string AnalyticsPlugin::control(std::string_view command, std::string_view)
 }
 
 bool AnalyticsPlugin::read_enabled_setting() {
-  const std::optional<std::string> value = host_.setting_json("analytics_enabled");
+  const std::optional<std::string> value = host_.setting_json(kEnabledKey);
   if (!value) return true;  // the spec's default
-  rapidjson::Document document;
-  if (wep::json::parse_document(document, *value).ok() && document.IsBool()) return document.GetBool();
+  if (const std::optional<bool> enabled = parse_enabled_setting(*value)) return *enabled;
   host_.log(WEP_LOG_WARN, "analytics_enabled is not true or false; treating it as false");
   return false;  // privacy first when the value is unclear
 }

@@ -48,17 +48,9 @@ constexpr std::chrono::seconds kWalCopyWait{10};
 // Rows per transaction when salvaged rows move into a fresh queue.
 constexpr size_t kSalvageChunkRows = 4096;
 
-constexpr std::string_view kEnabledKey = "analytics_enabled";
 constexpr int64_t kEndOfLog = std::numeric_limits<int64_t>::max();
 
 }  // namespace
-
-bool enabled_from_json(std::string_view value_json) {
-  const auto first = value_json.find_first_not_of(" \t\r\n");
-  if (first == std::string_view::npos) return false;
-  const auto last = value_json.find_last_not_of(" \t\r\n");
-  return value_json.substr(first, last - first + 1) == "true";
-}
 
 Writer::Writer(const AnalyticsConfig& config, const StoreOptions& store_options, wep::Host host, Stats& stats,
                HandOffBuffer& buffer, WriterProgress& progress, EventMapper& mapper, Hooks hooks)

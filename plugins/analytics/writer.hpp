@@ -81,6 +81,7 @@
 
 #include "catch_up_pipe.hpp"
 #include "config.hpp"
+#include "enabled_setting.hpp"
 #include "event_mapper.hpp"
 #include "hand_off_buffer.hpp"
 #include "queue_store.hpp"
@@ -94,10 +95,6 @@ namespace wep::analytics {
 // bigger transaction saves nothing and only grows the WAL and spills the
 // page cache.
 constexpr size_t kMaxRowsPerTransaction = 4096;
-
-// "true" -> true; anything but the JSON literal true -> false (privacy first
-// when a value is unclear).
-bool enabled_from_json(std::string_view value_json);
 
 class Writer {
  public:
@@ -131,6 +128,10 @@ class Writer {
   void request_stop();
   // Waits for the thread to end, then closes the queue connection.
   void join();
+
+  // analytics_enabled as start() read it for the start-up catch-up (unset:
+  // no event log, or unreadable). Does not change once start() returned.
+  std::optional<bool> enabled_at_start() const { return enabled_at_start_; }
 
  private:
   struct AgeOutPass {

@@ -8,6 +8,7 @@
 #include <wep/sqlite/move_aside.hpp>
 
 #include "config.hpp"
+#include "enabled_setting.hpp"
 #include "event_mapper.hpp"
 #include "hand_off_buffer.hpp"
 #include "queue_store.hpp"
@@ -145,6 +146,22 @@ BOOST_AUTO_TEST_CASE(bad_configs_are_refused_naming_the_key) {
 BOOST_AUTO_TEST_CASE(relative_transport_path_needs_a_plugin_folder) {
   BOOST_TEST(config_error(R"({"transport": {"plugin": "libwep_ndjson.so"}})", "")
                  .rfind("analytics config: /transport/plugin: must be an absolute path", 0) == 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// --------------------------------------------------------- enabled setting
+
+BOOST_AUTO_TEST_SUITE(enabled_setting)
+
+BOOST_AUTO_TEST_CASE(only_the_json_literals_true_and_false_are_clear_values) {
+  using wep::analytics::parse_enabled_setting;
+  BOOST_TEST((parse_enabled_setting("true") == std::optional<bool>(true)));
+  BOOST_TEST((parse_enabled_setting(" \tfalse\r\n") == std::optional<bool>(false)));
+  for (const char* unclear : {"", "  ", "TRUE", "True", "1", "0", "\"true\"", "truex", "true false", "null", "{}"}) {
+    BOOST_TEST(!parse_enabled_setting(unclear).has_value(), "'" << unclear << "'");
+    BOOST_TEST(!wep::analytics::enabled_from_json(unclear), "'" << unclear << "' counts as false");
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -122,6 +122,16 @@ class MemoryEventLog final : public wep::EventLogSource {
     entries_.push_back({WEP_EVENT_SETTING_CHANGED, last_, std::move(key), std::move(value_json)});
   }
   void read_after(int64_t after_sequence, const std::function<bool(const wep::LoggedEvent&)>& visit) const override {
+    struct CountFinished {
+      const MemoryEventLog& log;
+      ~CountFinished() {
+        {
+          std::lock_guard lock(log.mutex_);
+          ++log.reads_finished_;
+        }
+        log.read_finished_.notify_all();
+      }
+    } count_finished{*this};
     std::vector<Entry> copy;
     {
       std::lock_guard lock(mutex_);
@@ -150,6 +160,15 @@ class MemoryEventLog final : public wep::EventLogSource {
     std::lock_guard lock(mutex_);
     return last_;
   }
+  // read_after calls that have returned.
+  size_t reads_finished() const {
+    std::lock_guard lock(mutex_);
+    return reads_finished_;
+  }
+  bool wait_for_reads_finished(size_t count, std::chrono::milliseconds timeout) const {
+    std::unique_lock lock(mutex_);
+    return read_finished_.wait_for(lock, timeout, [&] { return reads_finished_ >= count; });
+  }
 
  private:
   struct Entry {
@@ -158,6 +177,8 @@ class MemoryEventLog final : public wep::EventLogSource {
     std::string first, second;
   };
   mutable std::mutex mutex_;
+  mutable std::condition_variable read_finished_;
+  mutable size_t reads_finished_ = 0;
   std::vector<Entry> entries_;
   int64_t last_ = 0;
 };
@@ -535,6 +556,28 @@ BOOST_AUTO_TEST_CASE(a_gap_in_the_live_sequence_is_filled_from_the_log_in_order)
   plugin.mutation("note.created", payload(3), sequence, wep::test::now_ms());
   BOOST_TEST(plugin.pending() == 3);
   BOOST_TEST(keys(recorded(dir / "plugin" / "analytics.db")) == range(1, 3));
+}
+
+// A change made after the plugin's start() read the setting but before it
+// subscribed to the bus reaches it only by reading the setting again; the
+// start-up catch-up may have read the log before the change was logged. The
+// next mutation, committed after the change, must not be recorded.
+BOOST_FIXTURE_TEST_CASE(a_change_to_false_made_before_the_plugin_subscribed_applies_to_the_next_mutation,
+                        MemoryLogFixture) {
+  append(1, 10);
+  const size_t reads_before = log.reads_finished();
+  host.before_subscribe = [&] {
+    BOOST_REQUIRE(log.wait_for_reads_finished(reads_before + 1, std::chrono::seconds(30)));  // the catch-up read
+    log.append_setting("analytics_enabled", "false");
+    host.set_setting("analytics_enabled", "false");
+  };
+  LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
+  host.before_subscribe = nullptr;
+  const int64_t sequence = log.append_mutation("note.created", payload(11));
+  plugin.mutation("note.created", payload(11), sequence, wep::test::now_ms());
+  BOOST_TEST(plugin.pending() == 10);
+  BOOST_TEST(keys(recorded(database())) == range(1, 10));
+  BOOST_TEST(stat(plugin.stats(), "/dropped/disabled") == 1);
 }
 
 BOOST_AUTO_TEST_CASE(a_host_without_an_event_log_says_crash_catch_up_is_off) {

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -47,6 +48,7 @@ class FakeHost : public wep::SettingsSource, public wep::IdentitySource {
     wep::HostApiTable::SubscribeFunction subscribe;
     if (offer == Offer::kEverything) {
       subscribe = [this](uint32_t kinds) {
+        if (before_subscribe) before_subscribe();
         std::lock_guard lock(mutex_);
         subscribed_ = kinds;
         return WEP_OK;
@@ -60,6 +62,11 @@ class FakeHost : public wep::SettingsSource, public wep::IdentitySource {
   FakeHost& operator=(const FakeHost&) = delete;
 
   const wep_host_api* api() const { return api_->get(); }
+
+  // Called on the subscribing thread before a subscription takes effect:
+  // what it does (e.g. a setting change) is what a host published before the
+  // plugin was subscribed. Set while no plugin starts.
+  std::function<void()> before_subscribe;
 
   std::optional<std::string> setting_json(std::string_view key) const override {
     std::lock_guard lock(mutex_);
