@@ -157,36 +157,49 @@ PiiKind classify_number(const PropertyValue& value) {
 
 }  // namespace
 
-bool EventMapper::count_pii(PiiKind kind) {
-  if (kind == PiiKind::none) return false;
-  stats_.properties_dropped_pii.fetch_add(1, std::memory_order_relaxed);
-  std::atomic<int64_t>* counter = nullptr;
+bool EventMapper::note_pii(PiiKind kind, MappingCounts& counts) {
   switch (kind) {
+    case PiiKind::none:
+      return false;
     case PiiKind::email:
-      counter = &stats_.pii_email;
+      ++counts.pii_email;
       break;
     case PiiKind::phone:
-      counter = &stats_.pii_phone;
+      ++counts.pii_phone;
       break;
     case PiiKind::ip_address:
     case PiiKind::mac_address:
-      counter = &stats_.pii_ip;
+      ++counts.pii_ip;
       break;
     case PiiKind::url:
-      counter = &stats_.pii_url;
+      ++counts.pii_url;
       break;
     case PiiKind::long_number:
     case PiiKind::card_number:
-      counter = &stats_.pii_long_number;
+      ++counts.pii_long_number;
       break;
     case PiiKind::secret:
-      counter = &stats_.pii_secret;
-      break;
-    case PiiKind::none:
+      ++counts.pii_secret;
       break;
   }
-  if (counter) counter->fetch_add(1, std::memory_order_relaxed);
   return true;
+}
+
+void EventMapper::count(const MappingCounts& counts) {
+  const auto add = [](std::atomic<int64_t>& counter, int32_t n) {
+    if (n != 0) counter.fetch_add(n, std::memory_order_relaxed);
+  };
+  add(stats_.dropped_unmapped, counts.dropped_unmapped);
+  add(stats_.dropped_invalid, counts.dropped_invalid);
+  add(stats_.pii_email, counts.pii_email);
+  add(stats_.pii_phone, counts.pii_phone);
+  add(stats_.pii_ip, counts.pii_ip);
+  add(stats_.pii_url, counts.pii_url);
+  add(stats_.pii_long_number, counts.pii_long_number);
+  add(stats_.pii_secret, counts.pii_secret);
+  add(stats_.properties_dropped_pii, counts.pii());
+  add(stats_.properties_dropped_type, counts.properties_dropped_type);
+  add(stats_.properties_dropped_long, counts.properties_dropped_long);
 }
 
 struct EventMapper::Buffers {
@@ -232,7 +245,9 @@ const std::string& EventMapper::created_at(int64_t committed_at_ms) {
 bool EventMapper::map(std::string_view mutation_type, std::string_view payload_json, int64_t committed_at_ms,
                       NewRow& row) {
   MappedEvent mapped;
-  if (!map_event(mutation_type, payload_json, mapped)) return false;
+  const bool recorded = map_event(mutation_type, payload_json, mapped);
+  count(mapped.counts);
+  if (!recorded) return false;
   fill_row(mapped.event_type, mapped.properties_json, committed_at_ms, row);
   return true;
 }
@@ -259,9 +274,11 @@ void EventMapper::fill_row(std::string_view event_type, std::optional<std::strin
 }
 
 bool EventMapper::map_event(std::string_view mutation_type, std::string_view payload_json, MappedEvent& out) {
+  MappingCounts& counts = out.counts;
+  counts = MappingCounts();
   const auto mapping = config_.events.find(mutation_type);
   if (mapping == config_.events.end()) {
-    stats_.dropped_unmapped.fetch_add(1, std::memory_order_relaxed);
+    ++counts.dropped_unmapped;
     return false;
   }
 
@@ -281,7 +298,7 @@ bool EventMapper::map_event(std::string_view mutation_type, std::string_view pay
   const wep::json::ParseOutcome parsed =
       wep::json::parse_sax<rapidjson::kParseInsituFlag>(reader, stream, collector, wep::json::kMaxJsonDepth);
   if (!parsed.ok() || !collector.root_is_object()) {
-    stats_.dropped_invalid.fetch_add(1, std::memory_order_relaxed);
+    ++counts.dropped_invalid;
     return false;
   }
 
@@ -306,36 +323,36 @@ bool EventMapper::map_event(std::string_view mutation_type, std::string_view pay
         if (!std::isfinite(value.real)) {
           // Out of double's range (e.g. 1.5e400 may parse as infinity): JSON has
           // no text for it, so it is dropped like a value of another type.
-          stats_.properties_dropped_type.fetch_add(1, std::memory_order_relaxed);
+          ++counts.properties_dropped_type;
           continue;
         }
-        if (count_pii(classify_number(value))) continue;
+        if (note_pii(classify_number(value), counts)) continue;
         write_key();
         writer.Double(value.real);
         break;
       case PropertyValue::Kind::int32:
       case PropertyValue::Kind::int64:
-        if (count_pii(classify_number(value))) continue;
+        if (note_pii(classify_number(value), counts)) continue;
         write_key();
         writer.Int64(value.signed_number);
         break;
       case PropertyValue::Kind::uint32:
       case PropertyValue::Kind::uint64:
-        if (count_pii(classify_number(value))) continue;
+        if (note_pii(classify_number(value), counts)) continue;
         write_key();
         writer.Uint64(value.unsigned_number);
         break;
       case PropertyValue::Kind::string:
         if (value.text.size() > kMaxPropertyStringBytes) {
-          stats_.properties_dropped_long.fetch_add(1, std::memory_order_relaxed);
+          ++counts.properties_dropped_long;
           continue;
         }
-        if (count_pii(classify_pii(value.text))) continue;
+        if (note_pii(classify_pii(value.text), counts)) continue;
         write_key();
         writer.String(value.text.data(), static_cast<rapidjson::SizeType>(value.text.size()));
         break;
       case PropertyValue::Kind::other:  // null, object, array
-        stats_.properties_dropped_type.fetch_add(1, std::memory_order_relaxed);
+        ++counts.properties_dropped_type;
         continue;
     }
     any = true;

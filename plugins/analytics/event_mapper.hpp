@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "config.hpp"
+#include "mapping_counts.hpp"
 #include "pii_screen.hpp"
 #include "queue_store.hpp"
 #include "stats.hpp"
@@ -23,12 +24,13 @@ namespace wep::analytics {
 inline constexpr size_t kMaxPropertyStringBytes = 64;
 
 // What a mutation maps to, before it becomes a row: the row's event type
-// and its properties as JSON (nullopt: none kept, stored as NULL). The views
-// stay valid until the mapper's next call (event_type: as long as the
-// config).
+// and its properties as JSON (nullopt: none kept, stored as NULL), and what
+// the mapping dropped. The views stay valid until the mapper's next call
+// (event_type: as long as the config).
 struct MappedEvent {
   std::string_view event_type;
   std::optional<std::string_view> properties_json;
+  MappingCounts counts;
 };
 
 // Maps events for one plugin instance. Not thread-safe: each thread that
@@ -50,13 +52,19 @@ class EventMapper {
   bool check_type(std::string_view mutation_type);
 
   // Fills `row` from one committed mutation and returns true, or returns
-  // false (counted in stats: unmapped type, payload not a JSON object) when
-  // the mutation is not recorded. Same as map_event then fill_row.
+  // false (unmapped type, payload not a JSON object) when the mutation is
+  // not recorded; what it dropped is counted in stats either way. Same as
+  // map_event, count, then fill_row.
   bool map(std::string_view mutation_type, std::string_view payload_json, int64_t committed_at_ms, NewRow& row);
 
   // The mapping alone (the JSON work): fills `out` and returns true, or
-  // returns false as map() does (counted the same way).
+  // returns false as map() does. Counts nothing: what it dropped is in
+  // out.counts, for count() once the event is taken (an event the caller
+  // hands on to be mapped again later is then counted only once).
   bool map_event(std::string_view mutation_type, std::string_view payload_json, MappedEvent& out);
+
+  // Adds what one mapping dropped to the stats counters.
+  void count(const MappingCounts& counts);
 
   // Fills `row` from a mapped event: its type and properties, the user id,
   // created_at from committed_at_ms. Reuses the row's strings.
@@ -65,8 +73,8 @@ class EventMapper {
 
  private:
   const std::string& created_at(int64_t committed_at_ms);
-  // Counts a value the screen refused (true) in stats; false for PiiKind::none.
-  bool count_pii(PiiKind kind);
+  // Notes a value the screen refused in `counts` (true); false for PiiKind::none.
+  static bool note_pii(PiiKind kind, MappingCounts& counts);
 
   struct Buffers;  // RapidJSON buffers reused between calls (kept out of this header)
 

@@ -12,13 +12,15 @@ HandOffBuffer::HandOffBuffer(size_t max_events, size_t max_bytes) : max_events_(
 }
 
 bool HandOffBuffer::try_push(HandOffBatch::Kind kind, std::string_view type, std::string_view payload_json,
-                             int64_t committed_at_ms, int64_t sequence) {
+                             int64_t committed_at_ms, int64_t sequence, const MappingCounts* counts) {
+  const bool has_counts = counts && counts->any();
+  const size_t counts_size = has_counts ? sizeof(MappingCounts) : 0;
   bool wake_consumer = false;
   {
     std::lock_guard lock(mutex_);
     if (stop_) return false;
     if (pending_.events_.size() >= max_events_ ||
-        pending_.arena_.size() + type.size() + payload_json.size() > max_bytes_) {
+        pending_.arena_.size() + type.size() + payload_json.size() + counts_size > max_bytes_) {
       ++refused_;
       return false;
     }
@@ -27,8 +29,9 @@ bool HandOffBuffer::try_push(HandOffBatch::Kind kind, std::string_view type, std
     arena.append(type);
     const size_t payload_offset = arena.size();
     arena.append(payload_json);
+    if (has_counts) arena.append(reinterpret_cast<const char*>(counts), counts_size);  // right after the payload
     pending_.events_.push_back(
-        {kind, type_offset, type.size(), payload_offset, payload_json.size(), sequence, committed_at_ms});
+        {kind, has_counts, type_offset, type.size(), payload_offset, payload_json.size(), sequence, committed_at_ms});
     ++accepted_;
     // Only the first event after the consumer fell asleep pays for a wake-up.
     wake_consumer = std::exchange(consumer_waiting_, false);
@@ -46,7 +49,7 @@ bool HandOffBuffer::push_enabled_changed(std::string_view value_json) {
     const size_t payload_offset = arena.size();
     arena.append(value_json);
     pending_.events_.push_back(
-        {HandOffBatch::Kind::enabled_changed, payload_offset, 0, payload_offset, value_json.size(), 0, 0});
+        {HandOffBatch::Kind::enabled_changed, false, payload_offset, 0, payload_offset, value_json.size(), 0, 0});
     ++accepted_;
     wake_consumer = std::exchange(consumer_waiting_, false);
   }

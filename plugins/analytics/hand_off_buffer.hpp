@@ -16,10 +16,13 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "mapping_counts.hpp"
 
 namespace wep::analytics {
 
@@ -31,11 +34,12 @@ class HandOffBatch {
     mutation,         // not mapped yet: type, payload, sequence, committed_at_ms
     mapped,           // mapped by the producer: type is the row's event type, payload its properties JSON
     mapped_bare,      // mapped, no property kept: type is the row's event type, payload empty (NULL properties)
-    not_recorded,     // the mapping refused it (counted then): only sequence and committed_at_ms
+    not_recorded,     // the mapping refused it: only sequence, committed_at_ms and the counts
     enabled_changed,  // analytics_enabled changed; payload is its JSON value
   };
   struct Event {
     Kind kind;
+    bool has_counts;  // the producer's mapping dropped something: counts(event)
     size_t type_offset;
     size_t type_size;
     size_t payload_offset;
@@ -49,6 +53,12 @@ class HandOffBatch {
   const Event& operator[](size_t i) const { return events_[i]; }
   std::string_view type(const Event& e) const { return {arena_.data() + e.type_offset, e.type_size}; }
   std::string_view payload(const Event& e) const { return {arena_.data() + e.payload_offset, e.payload_size}; }
+  // What the producer's mapping dropped (all zero without has_counts).
+  MappingCounts counts(const Event& e) const {
+    MappingCounts counts;
+    if (e.has_counts) std::memcpy(&counts, arena_.data() + e.payload_offset + e.payload_size, sizeof(counts));
+    return counts;
+  }
   // Mutations try_push refused (buffer full) since the previous take().
   uint64_t refused() const { return refused_; }
   // Empties the batch, keeping its capacity.
@@ -70,11 +80,12 @@ class HandOffBuffer {
   HandOffBuffer(size_t max_events, size_t max_bytes);
 
   // Producer: copies a mutation in (kind: mutation, mapped, mapped_bare or
-  // not_recorded; see HandOffBatch::Kind for what type and payload hold).
+  // not_recorded; see HandOffBatch::Kind for what type and payload hold),
+  // with what its mapping dropped, if anything (`counts`, may be null).
   // False when the buffer is full, the event alone exceeds max_bytes, or
   // stop was requested; never blocks beyond the short internal mutex.
   bool try_push(HandOffBatch::Kind kind, std::string_view type, std::string_view payload_json, int64_t committed_at_ms,
-                int64_t sequence);
+                int64_t sequence, const MappingCounts* counts = nullptr);
   bool try_push(std::string_view type, std::string_view payload_json, int64_t committed_at_ms, int64_t sequence = 0) {
     return try_push(HandOffBatch::Kind::mutation, type, payload_json, committed_at_ms, sequence);
   }

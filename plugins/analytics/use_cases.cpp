@@ -19,8 +19,9 @@ EnqueueAnalyticsEventUseCase::Outcome EnqueueAnalyticsEventUseCase::execute(std:
     std::string_view payload = payload_json;
     // While disabled (log-backed: the writer decides from the log's order)
     // the event goes as it came: mapped only if the writer records it.
-    if (mapper_ && enabled()) {
-      MappedEvent mapped;
+    const bool map_here = mapper_ && enabled();
+    MappedEvent mapped;
+    if (map_here) {
       if (!mapper_->map_event(mutation_type, payload_json, mapped)) {
         kind = HandOffBatch::Kind::not_recorded;
         type = {};
@@ -31,7 +32,9 @@ EnqueueAnalyticsEventUseCase::Outcome EnqueueAnalyticsEventUseCase::execute(std:
         payload = mapped.properties_json.value_or(std::string_view());
       }
     }
-    pushed = buffer_.try_push(kind, type, payload, committed_at_ms, sequence);
+    // What the mapping dropped is counted by the writer if it records the
+    // event (not if it is dropped, refused here, or read from the log instead).
+    pushed = buffer_.try_push(kind, type, payload, committed_at_ms, sequence, map_here ? &mapped.counts : nullptr);
   } catch (...) {
     pushed = false;  // out of memory growing the arena: treated as full
   }

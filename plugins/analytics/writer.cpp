@@ -256,14 +256,16 @@ void Writer::add_event(const HandOffBatch& batch, const HandOffBatch::Event& eve
     case HandOffBatch::Kind::mapped:
     case HandOffBatch::Kind::mapped_bare:
       if (!record) break;
+      if (event.has_counts) mapper_.count(batch.counts(event));
       if (rows_.size() <= used_rows_) rows_.emplace_back();
       mapper_.fill_row(batch.type(event),
                        event.kind == HandOffBatch::Kind::mapped ? std::optional(batch.payload(event)) : std::nullopt,
                        event.committed_at_ms, rows_[used_rows_]);
       if (++used_rows_ == kMaxRowsPerTransaction) flush_rows();
       return;
-    case HandOffBatch::Kind::not_recorded:  // counted by the mapping
+    case HandOffBatch::Kind::not_recorded:  // unmapped or invalid, as its counts say
       if (!record) break;
+      if (event.has_counts) mapper_.count(batch.counts(event));
       return;
     case HandOffBatch::Kind::enabled_changed:
       return;

@@ -657,6 +657,29 @@ BOOST_AUTO_TEST_CASE(the_buffer_is_bounded_by_events_and_bytes) {
   BOOST_TEST(!small.try_push("x", std::string(20, 'y'), 0));
 }
 
+BOOST_AUTO_TEST_CASE(what_a_mapping_dropped_travels_with_its_event) {
+  HandOffBuffer buffer(10, 1000);
+  wep::analytics::MappingCounts counts;
+  counts.pii_email = 2;
+  counts.properties_dropped_long = 1;
+  BOOST_TEST(buffer.try_push(HandOffBatch::Kind::mapped, "e", "{\"k\":1}", 1, 7, &counts));
+  BOOST_TEST(buffer.try_push(HandOffBatch::Kind::mapped, "f", "{}", 2, 8, nullptr));
+  const wep::analytics::MappingCounts nothing;
+  BOOST_TEST(buffer.try_push(HandOffBatch::Kind::mapped, "g", "{}", 3, 9, &nothing));
+  HandOffBatch batch;
+  buffer.take(batch, std::chrono::steady_clock::now());
+  BOOST_REQUIRE(batch.size() == 3u);
+  BOOST_TEST(batch[0].has_counts);
+  BOOST_TEST(batch.payload(batch[0]) == "{\"k\":1}");
+  BOOST_TEST(batch.counts(batch[0]).pii_email == 2);
+  BOOST_TEST(batch.counts(batch[0]).properties_dropped_long == 1);
+  BOOST_TEST(batch.counts(batch[0]).pii() == 2);
+  BOOST_TEST(!batch[1].has_counts);
+  BOOST_TEST(!batch[2].has_counts);  // all zero: nothing stored
+  BOOST_TEST(!batch.counts(batch[1]).any());
+  BOOST_TEST(batch.type(batch[2]) == "g");
+}
+
 BOOST_AUTO_TEST_CASE(take_returns_at_the_deadline_and_at_stop) {
   HandOffBuffer buffer(10, 1000);
   HandOffBatch batch;

@@ -526,6 +526,32 @@ BOOST_AUTO_TEST_CASE(a_full_buffer_or_lane_loses_nothing_the_log_has) {
   BOOST_TEST(keys(recorded(database)) == range(1, kMutations));
 }
 
+// An event the full buffer refuses is mapped again from the log: what its
+// mapping dropped is counted once, not once on the lane and once from the log.
+BOOST_AUTO_TEST_CASE(an_event_the_full_buffer_leaves_to_the_log_is_counted_once) {
+  TempDir dir;
+  MemoryEventLog log;
+  DirectHost host{config(/*buffer_capacity=*/2), dir / "plugin", "user", &log};
+  { LoadedPlugin first(WEP_ANALYTICS_PATH, host); }  // the checkpoint: the end of the (empty) log
+  constexpr int kMutations = 200;
+  LoadedPlugin plugin(WEP_ANALYTICS_PATH, host);
+  {
+    Db lock(dir / "plugin" / "analytics.db");
+    lock.exec("BEGIN IMMEDIATE");  // the writer waits at its first insert: the buffer fills
+    for (int n = 1; n <= kMutations; ++n) {
+      const std::string value = "{\"n\": \"bob" + std::to_string(n) + "@example.com\"}";  // screened out
+      const int64_t sequence = log.append_mutation("note.created", value);
+      plugin.mutation("note.created", value, sequence, wep::test::now_ms());
+    }
+    lock.exec("ROLLBACK");
+  }
+  BOOST_TEST(plugin.pending() == kMutations);
+  const std::string stats = plugin.stats();
+  BOOST_TEST(stat(stats, "/catch_up/deferred") > 0);
+  BOOST_TEST(stat(stats, "/properties_dropped/email") == kMutations);
+  BOOST_TEST(stat(stats, "/properties_dropped/pii") == kMutations);
+}
+
 BOOST_AUTO_TEST_CASE(a_live_event_at_or_below_the_checkpoint_is_ignored) {
   TempDir dir;
   MemoryEventLog log;
