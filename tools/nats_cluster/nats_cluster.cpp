@@ -15,6 +15,7 @@
 
 #include <fstream>
 #include <memory>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -27,27 +28,53 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto kPoll = std::chrono::milliseconds(100);
 
-// Free loopback ports, all distinct (every socket is held until all are picked).
+// Ports are picked below Linux's default ephemeral range (32768-60999), so
+// that the local end of some process's outgoing connection cannot take one
+// between the pick and nats-server's bind; another test picking at the same
+// moment still can, which the constructor answers by picking again.
+constexpr uint16_t kFirstPort = 20000;
+constexpr uint16_t kPortsToPickFrom = 12000;
+constexpr int kStartAttempts = 5;
+
+// Free loopback ports, all distinct (every socket is held until all are
+// picked), chosen at random in [kFirstPort, kFirstPort + kPortsToPickFrom).
 std::vector<uint16_t> free_ports(size_t count) {
+  static std::mt19937 random(std::random_device{}());
   std::vector<int> sockets;
   std::vector<uint16_t> ports;
-  for (size_t i = 0; i < count; ++i) {
+  for (int tries = 0; ports.size() < count; ++tries) {
+    if (tries > 10000) {
+      for (int fd : sockets) ::close(fd);
+      throw std::runtime_error("cannot pick a free loopback port");
+    }
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw std::runtime_error("socket() failed");
+    if (fd < 0) {
+      for (int open : sockets) ::close(open);
+      throw std::runtime_error("socket() failed");
+    }
+    const auto port = static_cast<uint16_t>(kFirstPort + random() % kPortsToPickFrom);
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof address;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-      ::close(fd);
-      throw std::runtime_error("cannot pick a free loopback port");
+    address.sin_port = htons(port);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+      ::close(fd);  // in use: another
+      continue;
     }
     sockets.push_back(fd);
-    ports.push_back(ntohs(address.sin_port));
+    ports.push_back(port);
   }
   for (int fd : sockets) ::close(fd);
   return ports;
+}
+
+// Whether a node's log says a port it was given was taken meanwhile.
+bool lost_a_port(const std::filesystem::path& log_file) {
+  std::ifstream in(log_file);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("address already in use") != std::string::npos) return true;
+  }
+  return false;
 }
 
 std::string quoted(const std::filesystem::path& path) { return "\"" + path.string() + "\""; }
@@ -115,23 +142,33 @@ NatsCluster::NatsCluster(ClusterOptions options) : options_(std::move(options)) 
   if (!std::filesystem::exists(options_.server)) {
     throw std::runtime_error(options_.server + " not found: install nats-server (scripts/setup.sh)");
   }
-  const std::vector<uint16_t> ports = free_ports(static_cast<size_t>(options_.nodes) * 3);
   nodes_.resize(static_cast<size_t>(options_.nodes));
-  for (size_t i = 0; i < nodes_.size(); ++i) {
-    Node& node = nodes_[i];
-    node.name = "n" + std::to_string(i);
-    node.client_port = ports[i * 3];
-    node.cluster_port = ports[i * 3 + 1];
-    node.http_port = ports[i * 3 + 2];
-    node.config_file = options_.dir / (node.name + ".conf");
-    node.log_file = options_.dir / (node.name + ".log");
-  }
-  try {
-    for (int i = 0; i < size(); ++i) write_config(i);
-    restart_all();
-  } catch (...) {
-    stop_all();
-    throw;
+  for (int attempt = 1;; ++attempt) {
+    const std::vector<uint16_t> ports = free_ports(static_cast<size_t>(options_.nodes) * 3);
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      Node& node = nodes_[i];
+      node.name = "n" + std::to_string(i);
+      node.client_port = ports[i * 3];
+      node.cluster_port = ports[i * 3 + 1];
+      node.http_port = ports[i * 3 + 2];
+      node.config_file = options_.dir / (node.name + ".conf");
+      node.log_file = options_.dir / (node.name + ".log");
+    }
+    try {
+      for (int i = 0; i < size(); ++i) write_config(i);
+      restart_all();
+      return;
+    } catch (...) {
+      stop_all();
+      bool port_taken = false;
+      for (const Node& node : nodes_) port_taken = port_taken || lost_a_port(node.log_file);
+      if (!port_taken || attempt == kStartAttempts) throw;
+    }
+    // A port was taken between the pick and the bind: again, from scratch.
+    for (const Node& node : nodes_) {
+      std::filesystem::remove(node.log_file);
+      std::filesystem::remove_all(options_.dir / node.name);  // the JetStream store of the failed start
+    }
   }
 }
 
