@@ -5,11 +5,10 @@
 // Each node listens on free loopback ports (client, cluster routes, HTTP
 // monitoring; picked below the kernel's ephemeral range, and picked again
 // if one is taken before nats-server binds it), keeps its JetStream files
-// under the cluster's directory and
-// logs to <dir>/<node>.log. Every call is bounded in time and throws
-// std::runtime_error (naming what did not happen, with the tail of the
-// node's log) when its bound passes. The destructor stops every node it
-// started. Not thread-safe: one owner.
+// under the cluster's directory and logs to <dir>/<node>.log. Every call is
+// bounded in time and throws std::runtime_error (naming what did not
+// happen, with the tail of the node's log) when its bound passes. The
+// destructor stops every node it started. Not thread-safe: one owner.
 #pragma once
 
 #include <sys/types.h>
