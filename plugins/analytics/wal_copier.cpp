@@ -41,7 +41,11 @@ void WalCopier::stop() {
 void WalCopier::run(const std::string& path, const StoreOptions& options) noexcept {
   std::unique_ptr<wep::sqlite::Connection> connection;
   try {
-    connection = std::make_unique<wep::sqlite::Connection>(path, "analytics queue", options);
+    // Never a new file: if the queue file was deleted meanwhile, the writer
+    // finds out and makes the new one.
+    StoreOptions existing_file = options;
+    existing_file.create_if_missing = false;
+    connection = std::make_unique<wep::sqlite::Connection>(path, "analytics queue", existing_file);
   } catch (const std::exception&) {
     connection.reset();  // the writer's own checkpoints take over (see the header)
   }

@@ -38,7 +38,8 @@ namespace wep::analytics {
 
 class WalCopier {
  public:
-  // Starts the thread, which opens its own connection to `path`.
+  // Starts the thread, which opens its own connection to the existing file
+  // at `path` (it never creates one).
   WalCopier(std::string path, StoreOptions options);
   ~WalCopier();  // stop()
   WalCopier(const WalCopier&) = delete;

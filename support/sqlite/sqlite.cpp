@@ -34,7 +34,7 @@ bool is_moved(const Error& error) { return error.code() == SQLITE_READONLY_DBMOV
 
 Connection::Connection(const std::string& path, std::string label, const ConnectionOptions& options)
     : path_(path), label_(std::move(label)), busy_timeout_ms_(options.busy_timeout_ms) {
-  const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+  const int flags = SQLITE_OPEN_READWRITE | (options.create_if_missing ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
   const int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
   try {
     if (rc != SQLITE_OK) fail(rc, "opening the database");

@@ -48,6 +48,7 @@ void retry_while_busy(uint32_t timeout_ms, const std::function<void()>& f);
 struct ConnectionOptions {
   uint32_t busy_timeout_ms = 5000;  // wait this long for another writer
   int64_t max_database_bytes = 0;   // > 0: PRAGMA max_page_count cap (writes past it fail with SQLITE_FULL)
+  bool create_if_missing = true;    // false: a missing file is an error (SQLITE_CANTOPEN), not a new database
 };
 
 // One open database file in WAL mode with synchronous=NORMAL: a committed
@@ -58,10 +59,11 @@ struct ConnectionOptions {
 // Statement of the connection must be destroyed first.
 class Connection {
  public:
-  // Opens (creating if needed) `path`. `label` starts every error message,
-  // e.g. "analytics queue". Another process setting up the same file at the
-  // same moment is waited for (up to busy_timeout_ms), never reported as
-  // "database is locked". Throws Error.
+  // Opens `path`, creating it if needed (unless options.create_if_missing
+  // is false). `label` starts every error message, e.g. "analytics queue".
+  // Another process setting up the same file at the same moment is waited
+  // for (up to busy_timeout_ms), never reported as "database is locked".
+  // Throws Error.
   Connection(const std::string& path, std::string label, const ConnectionOptions& options = {});
   ~Connection();
   Connection(const Connection&) = delete;
