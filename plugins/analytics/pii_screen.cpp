@@ -412,8 +412,6 @@ bool luhn_valid(uint64_t number) {
   return sum % 10 == 0;
 }
 
-}  // namespace
-
 // True when no rule can match `text` (ASCII): every rule needs one of
 // '@' ':' '/' '.' '?' '#' (emails, URLs and host names, IP addresses, JWTs,
 // MAC addresses with ':' or '.'), seven digits (phone numbers, long
@@ -431,6 +429,8 @@ bool too_plain_for_any_rule(std::string_view text) {
   }
   return digits < 7;
 }
+
+}  // namespace
 
 PiiKind classify_pii(std::string_view text) {
   std::string folded;
