@@ -15,7 +15,7 @@ namespace {
 // A value of the payload's top-level object, as the parser reported it:
 // strings point into the in-situ copy of the payload.
 struct PropertyValue {
-  enum class Kind { absent, boolean, int32, uint32, int64, uint64, real, string, other } kind = Kind::absent;
+  enum class Kind { absent, boolean, signed_integer, unsigned_integer, real, string, other } kind = Kind::absent;
   bool boolean = false;
   int64_t signed_number = 0;
   uint64_t unsigned_number = 0;
@@ -43,10 +43,10 @@ class AllowListCollector {
     }
     return true;
   }
-  bool Int(int i) { return set_signed(PropertyValue::Kind::int32, i); }
-  bool Int64(int64_t i) { return set_signed(PropertyValue::Kind::int64, i); }
-  bool Uint(unsigned u) { return set_unsigned(PropertyValue::Kind::uint32, u); }
-  bool Uint64(uint64_t u) { return set_unsigned(PropertyValue::Kind::uint64, u); }
+  bool Int(int i) { return set_signed(i); }
+  bool Int64(int64_t i) { return set_signed(i); }
+  bool Uint(unsigned u) { return set_unsigned(u); }
+  bool Uint64(uint64_t u) { return set_unsigned(u); }
   bool Double(double d) {
     if (PropertyValue* value = target()) {
       value->kind = PropertyValue::Kind::real;
@@ -114,16 +114,16 @@ class AllowListCollector {
     if (PropertyValue* value = target()) value->kind = PropertyValue::Kind::other;
     return true;
   }
-  bool set_signed(PropertyValue::Kind kind, int64_t number) {
+  bool set_signed(int64_t number) {
     if (PropertyValue* value = target()) {
-      value->kind = kind;
+      value->kind = PropertyValue::Kind::signed_integer;
       value->signed_number = number;
     }
     return true;
   }
-  bool set_unsigned(PropertyValue::Kind kind, uint64_t number) {
+  bool set_unsigned(uint64_t number) {
     if (PropertyValue* value = target()) {
-      value->kind = kind;
+      value->kind = PropertyValue::Kind::unsigned_integer;
       value->unsigned_number = number;
     }
     return true;
@@ -140,12 +140,10 @@ class AllowListCollector {
 // integer) by their magnitude; fractions are never personal data.
 PiiKind classify_number(const PropertyValue& value) {
   switch (value.kind) {
-    case PropertyValue::Kind::int32:
-    case PropertyValue::Kind::int64:
+    case PropertyValue::Kind::signed_integer:
       return classify_pii_integer(value.signed_number < 0 ? 0 - static_cast<uint64_t>(value.signed_number)
                                                           : static_cast<uint64_t>(value.signed_number));
-    case PropertyValue::Kind::uint32:
-    case PropertyValue::Kind::uint64:
+    case PropertyValue::Kind::unsigned_integer:
       return classify_pii_integer(value.unsigned_number);
     default:
       break;
@@ -326,21 +324,18 @@ bool EventMapper::map_event(std::string_view mutation_type, std::string_view pay
           ++counts.properties_dropped_type;
           continue;
         }
+        [[fallthrough]];
+      case PropertyValue::Kind::signed_integer:
+      case PropertyValue::Kind::unsigned_integer:
         if (note_pii(classify_number(value), counts)) continue;
         write_key();
-        writer.Double(value.real);
-        break;
-      case PropertyValue::Kind::int32:
-      case PropertyValue::Kind::int64:
-        if (note_pii(classify_number(value), counts)) continue;
-        write_key();
-        writer.Int64(value.signed_number);
-        break;
-      case PropertyValue::Kind::uint32:
-      case PropertyValue::Kind::uint64:
-        if (note_pii(classify_number(value), counts)) continue;
-        write_key();
-        writer.Uint64(value.unsigned_number);
+        if (value.kind == PropertyValue::Kind::real) {
+          writer.Double(value.real);
+        } else if (value.kind == PropertyValue::Kind::signed_integer) {
+          writer.Int64(value.signed_number);
+        } else {
+          writer.Uint64(value.unsigned_number);
+        }
         break;
       case PropertyValue::Kind::string:
         if (value.text.size() > kMaxPropertyStringBytes) {
